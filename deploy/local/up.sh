@@ -250,8 +250,8 @@ log:
 EOF
 }
 
-env_line() { # NAME VALUE, quoted for bash
-    printf '%s=%q\n' "$1" "$2"
+env_line() { # NAME VALUE, quoted for bash and exported so that programs see it
+    printf 'export %s=%q\n' "$1" "$2"
 }
 
 write_env() {
