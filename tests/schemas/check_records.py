@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""Contract test: records the worker publishes (results, dead letters, audit)
+against their JSON Schemas in config/schemas/records/.
+
+Usage:
+  check_records.py <repo root>                 validate config/samples/records/*.jsonl
+                                               (written by the C encoder, compared by
+                                               tests/unit/test_record.c) and check that
+                                               the schemas reject broken variants
+  check_records.py <repo root> FILE.jsonl ...  validate JSON Lines of records ('-' = stdin),
+                                               e.g. a dump of the results/audit/dlq topics
+
+Each line is one CloudEvents record; its `type` picks the schema. Blank lines
+are skipped. Every failure is reported as FILE:LINE: message; the exit status
+is 1 when any line failed.
+"""
+import copy
+import glob
+import json
+import os
+import sys
+
+import jsonschema
+
+TYPES = {
+    "com.jiraprov.result": "result",
+    "com.jiraprov.deadletter": "deadletter",
+    "com.jiraprov.audit": "audit",
+}
+
+
+def no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError("duplicate key %r" % key)
+        seen[key] = value
+    return seen
+
+
+class Schemas:
+    def __init__(self, root):
+        self.by_name = {}
+        sdir = os.path.join(root, "config", "schemas", "records")
+        for name in sorted(set(TYPES.values())):
+            with open(os.path.join(sdir, name + ".schema.json"), encoding="utf-8") as f:
+                schema = json.load(f)
+            jsonschema.Draft202012Validator.check_schema(schema)
+            self.by_name[name] = jsonschema.Draft202012Validator(schema)
+
+    def errors(self, record):
+        if not isinstance(record, dict):
+            return ["a record must be a JSON object"]
+        name = TYPES.get(record.get("type"))
+        if name is None:
+            return ["type: expected one of %s, got %r" % (sorted(TYPES), record.get("type"))]
+        out = []
+        for e in sorted(self.by_name[name].iter_errors(record), key=lambda e: list(e.path)):
+            where = "/".join(str(p) for p in e.path) or "(record)"
+            out.append("%s: %s" % (where, e.message))
+        return out
+
+
+def check_lines(schemas, label, lines, failures):
+    """Validates JSON Lines; returns the records by type name."""
+    seen = {}
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw, object_pairs_hook=no_duplicates)
+        except ValueError as exc:
+            failures.append("%s:%d: not JSON: %s" % (label, number, exc))
+            continue
+        errs = schemas.errors(record)
+        for err in errs:
+            failures.append("%s:%d: %s" % (label, number, err))
+        if not errs:
+            seen.setdefault(TYPES[record["type"]], []).append(record)
+    return seen
+
+
+def read_lines(path):
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+# Broken variants of valid samples that the schemas must reject, so that a
+# schema loosened by mistake (or a typo making a rule vacuous) shows here.
+def mutations():
+    def drop(path):
+        def f(r):
+            obj = r
+            for p in path[:-1]:
+                obj = obj[p]
+            del obj[path[-1]]
+        return f
+
+    def setv(path, value):
+        def f(r):
+            obj = r
+            for p in path[:-1]:
+                obj = obj[p]
+            obj[path[-1]] = value
+        return f
+
+    return [
+        ("result", "no data.status", lambda r: True, drop(["data", "status"])),
+        ("result", "status retry", lambda r: True, setv(["data", "status"], "retry")),
+        ("result", "error on success",
+         lambda r: r["data"]["status"] == "succeeded",
+         setv(["data", "error"], {"class": "permanent", "reason": "x"})),
+        ("result", "failed without error",
+         lambda r: r["data"]["status"] == "failed", drop(["data", "error"])),
+        ("result", "time without ms", lambda r: True, setv(["time"], "2026-11-22T09:00:00Z")),
+        ("result", "unknown data field", lambda r: True, setv(["data", "secret"], "x")),
+        ("result", "jira value not a string", lambda r: True, setv(["data", "jira", "scimId"], 1)),
+        ("deadletter", "value and valueBase64",
+         lambda r: "value" in r["data"], setv(["data", "valueBase64"], "AA==")),
+        ("deadletter", "no value", lambda r: "value" in r["data"], drop(["data", "value"])),
+        ("deadletter", "key and keyBase64",
+         lambda r: "key" in r["data"], setv(["data", "keyBase64"], "AA==")),
+        ("deadletter", "bad base64",
+         lambda r: "valueBase64" in r["data"], setv(["data", "valueBase64"], "not base64!")),
+        ("deadletter", "eventId without eventType",
+         lambda r: "eventType" in r["data"], drop(["data", "eventType"])),
+        ("deadletter", "negative offset", lambda r: True, setv(["data", "offset"], -1)),
+        ("audit", "decision with a method",
+         lambda r: r["data"]["operation"].startswith("decision."),
+         setv(["data", "method"], "POST")),
+        ("audit", "call without status",
+         lambda r: not r["data"]["operation"].startswith("decision."), drop(["data", "status"])),
+        ("audit", "call with a decision outcome",
+         lambda r: not r["data"]["operation"].startswith("decision."),
+         setv(["data", "outcome"], "skipped")),
+        ("audit", "request body", lambda r: True, setv(["data", "body"], {"password": "x"})),
+        ("audit", "role target without role",
+         lambda r: r["data"]["target"]["kind"] == "role", drop(["data", "target", "role"])),
+        ("audit", "no actor", lambda r: True, drop(["data", "actor"])),
+    ]
+
+
+def check_samples(root, schemas, failures):
+    files = sorted(glob.glob(os.path.join(root, "config", "samples", "records", "*.jsonl")))
+    if not files:
+        failures.append("config/samples/records: no *.jsonl samples")
+    seen = {}
+    count = 0
+    for path in files:
+        label = os.path.relpath(path, root)
+        lines = read_lines(path)
+        count += sum(1 for line in lines if line.strip())
+        for name, recs in check_lines(schemas, label, lines, failures).items():
+            seen.setdefault(name, []).extend(recs)
+    for name in sorted(set(TYPES.values())):
+        if not seen.get(name):
+            failures.append("config/samples/records: no valid %s record" % name)
+    rejected = 0
+    for name, what, applies, mutate in mutations():
+        targets = [r for r in seen.get(name, []) if applies(r)]
+        if not targets:
+            failures.append("mutation %r: no %s sample it applies to" % (what, name))
+            continue
+        for r in targets:
+            broken = copy.deepcopy(r)
+            mutate(broken)
+            if not schemas.errors(broken):
+                failures.append("mutation %r of %s was accepted" % (what, r["id"]))
+            else:
+                rejected += 1
+    return count, rejected
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    root = argv[1]
+    schemas = Schemas(root)
+    failures = []
+    if len(argv) > 2:
+        total = 0
+        for path in argv[2:]:
+            lines = read_lines(path)
+            total += sum(1 for line in lines if line.strip())
+            check_lines(schemas, path, lines, failures)
+        summary = "%d records checked" % total
+    else:
+        count, rejected = check_samples(root, schemas, failures)
+        summary = "%d sample records checked, %d broken variants rejected" % (count, rejected)
+    for f in failures:
+        print(f)
+    print("%s, %d failed" % (summary, len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
