@@ -97,8 +97,10 @@ for line in sys.stdin:
         rows.append((part + ":" + off, ev.get("type", "").removeprefix("com.idhub."), key, ev.get("id", "")))
     else:
         d = ev.get("data", {})
-        rows.append((d.get("event_type", ev.get("type", "")), key, d.get("status", "?"),
-                     d.get("error_message") or d.get("jira_id") or ""))
+        jira = d.get("jira") or {}
+        detail = (d.get("error") or {}).get("message") or d.get("detail") or \
+            " ".join(f"{k}={v}" for k, v in jira.items() if k in ("issueKey", "accountId", "scimId"))
+        rows.append((d.get("eventType", ""), key, d.get("status", "?"), detail[:70]))
 head = ("partition:offset", "type", "key (subject)", "event id") if mode == "events" else \
        ("event type", "subject", "status", "detail")
 widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(4)]

@@ -1,0 +1,243 @@
+"""End-to-end test of jiraprov-worker on the local stack (embedded Kafka, redis-server,
+the Jira emulator, two workers): every event type, exactly-once on redelivery, malformed
+events to the dead-letter topic, per-subject ordering under load.
+
+Run by test_worker.sh (ctest integration.worker) with JP_SOURCE_DIR and JP_BUILD_DIR set.
+"""
+import json
+import re
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SRC = os.environ["JP_SOURCE_DIR"]
+BUILD = os.environ["JP_BUILD_DIR"]
+PRODUCE = os.path.join(BUILD, "producers", "jiraprov-produce")
+LOADGEN = os.path.join(BUILD, "producers", "jiraprov-loadgen")
+WORKER = os.path.join(BUILD, "worker", "jiraprov-worker")
+failures = []
+
+
+def say(msg):
+    print(f"worker_e2e: {msg}", flush=True)
+
+
+def check(name, cond, detail=""):
+    if cond:
+        say(f"ok: {name}")
+    else:
+        failures.append(name)
+        say(f"FAIL: {name} {detail}")
+
+
+def read_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("export "):
+                name, _, value = line[7:].partition("=")
+                env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def consume(env, topic):
+    """Every record of a topic, as (key, parsed value) pairs."""
+    out = subprocess.run(["kcat", "-C", "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", topic,
+                          "-o", "beginning", "-e", "-f", "%k\t%s\n"],
+                         capture_output=True, text=True, timeout=60)
+    records = []
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition("\t")
+        try:
+            records.append((key, json.loads(value)))
+        except ValueError:
+            records.append((key, None))
+    return records
+
+
+def wait_for(what, fn, timeout=60):
+    """Polls fn() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            if not value:
+                say(f"timed out waiting for {what}")
+            return value
+        time.sleep(0.3)
+
+
+def results_by_id(env):
+    by_id = {}
+    for _, rec in consume(env, env["TOPIC_RESULTS"]):
+        if rec and "data" in rec:
+            by_id.setdefault(rec["data"]["eventId"], []).append(rec["data"])
+    return by_id
+
+
+def emulator(env, path):
+    with urllib.request.urlopen(env["EMULATOR_CONTROL_URL"] + path, timeout=10) as r:
+        return json.load(r)
+
+
+def produce_file(env, path):
+    subprocess.run([PRODUCE, "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", env["TOPIC_EVENTS"], path],
+                   check=True, timeout=60)
+
+
+def produce_raw(env, key, value):
+    subprocess.run(["kcat", "-P", "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", env["TOPIC_EVENTS"],
+                    "-K", "\t"], input=f"{key}\t{value}\n", text=True, check=True, timeout=30)
+
+
+def event(n, etype, subject, data):
+    return {"specversion": "1.0", "id": f"e2e-{n:06d}", "source": "https://idhub.example/e2e",
+            "type": "com.idhub." + etype, "subject": subject, "time": "2026-11-22T10:00:00Z",
+            "jirasite": "demo", "idhubactor": "e2e@idhub.example", "data": data}
+
+
+def user(state, login):
+    return next((u for u in state["users"] if u.get("userName") == login), None)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="jiraprov-worker-e2e.")
+    stack = os.path.join(tmp, "stack")
+    up = subprocess.run([os.path.join(SRC, "deploy/local/up.sh"), "--state", stack,
+                         "--workers", "2"], capture_output=True, text=True, timeout=120)
+    if up.returncode != 0:
+        say("up.sh failed:\n" + up.stdout + up.stderr)
+        return 1
+    replay = None
+    try:
+        env = read_env(os.path.join(stack, "stack.env"))
+
+        # ---- 1. the demo story: every event type, end to end -----------------------
+        demo = os.path.join(SRC, "config/samples/demo.jsonl")
+        ids = [json.loads(line)["id"] for line in open(demo) if line.strip()]
+        produce_file(env, demo)
+        res = wait_for("a result for every demo event",
+                       lambda: (r := results_by_id(env)) and all(i in r for i in ids) and r,
+                       timeout=90) or {}
+        statuses = {i: res.get(i, [{}])[0].get("status") for i in ids}
+        recon_id = ids[-1]
+        check("every demo event succeeded",
+              all(s == "succeeded" for i, s in statuses.items() if i != recon_id), statuses)
+        check("recon.request fails as unsupported (dead-lettered)",
+              statuses.get(recon_id) == "failed", statuses.get(recon_id))
+        state = emulator(env, "/state")
+        jdoe, asmith, bkim = (user(state, f"{n}@demo.example") for n in ("jdoe", "asmith", "bkim"))
+        check("jdoe created and updated", jdoe and jdoe.get("title") == "Senior Engineer", jdoe)
+        # SCIM DELETE removes the directory record and deactivates the linked account
+        # (notes §1.6): the Jira side keeps an inactive user.
+        check("asmith deleted from the directory",
+              asmith is None or (not asmith.get("scim") and asmith.get("active") is False), asmith)
+        check("bkim disabled", bkim and bkim.get("active") is False, bkim)
+        check("jdoe granted jira-software-users",
+              "jira-software-users" in (jdoe or {}).get("groups", []), jdoe)
+        issues = state.get("jira", {}).get("issues", [])
+        onboard = [i for i in issues if "idhub-ref-idhub:req:1001" in i.get("labels", [])]
+        check("one issue created for idhub:req:1001", len(onboard) == 1, onboard)
+        check("issue transitioned to In Progress",
+              onboard and onboard[0].get("status") == "In Progress", onboard)
+        dlq = consume(env, env["TOPIC_DLQ"])
+        check("recon.request on the dead-letter topic",
+              any(r and r["data"].get("eventId") == recon_id for _, r in dlq), len(dlq))
+        audit = consume(env, env["TOPIC_AUDIT"])
+        check("audit records for the mutations", len(audit) >= 10, len(audit))
+        before = emulator(env, "/counters")["mutation_totals"]
+
+        # ---- 2. redelivery: a fresh consumer group replays the topic from offset 0 --
+        cfg = re.sub(r'(?m)^(\s*group:).*$', r'\1 "replay"', open(env["WORKER_CONFIG"]).read())
+        cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:0"', cfg)
+        replay_cfg = os.path.join(tmp, "replay.yaml")
+        with open(replay_cfg, "w") as f:
+            f.write(cfg)
+        os.chmod(replay_cfg, 0o600)
+        replay = subprocess.Popen([WORKER, "--config", replay_cfg],
+                                  stderr=open(os.path.join(tmp, "replay.log"), "w"))
+        res = wait_for("every demo event answered twice",
+                       lambda: (r := results_by_id(env)) and all(len(r.get(i, [])) >= 2
+                                                                 for i in ids) and r,
+                       timeout=90) or {}
+        same = all(len({x["status"] for x in res.get(i, [])}) == 1 for i in ids)
+        check("replayed outcomes are the recorded ones", same,
+              {i: [x["status"] for x in res.get(i, [])] for i in ids})
+        after = emulator(env, "/counters")["mutation_totals"]
+        check("replay changed nothing in Jira", before == after, (before, after))
+        replay.terminate()
+        check("replay worker drains and exits 0 on SIGTERM", replay.wait(timeout=60) == 0)
+        replay = None
+
+        # ---- 3. malformed events go to the dead-letter topic; the partition moves on --
+        produce_raw(env, "mal-1", "this is not json")
+        produce_raw(env, "mal-1", json.dumps(event(1, "account.rename", "mal-1", {"login": "m"})))
+        follow = event(2, "account.create", "mal-1",
+                       {"login": "mal-1", "email": "mal-1@demo.example"})
+        produce_raw(env, "mal-1", json.dumps(follow))
+        res = wait_for("the event after two malformed ones",
+                       lambda: results_by_id(env).get(follow["id"]), timeout=60)
+        check("event after malformed ones applied", res and res[0]["status"] == "succeeded", res)
+        reasons = [r["data"].get("reason", "") for _, r in consume(env, env["TOPIC_DLQ"]) if r]
+        check("not-JSON event dead-lettered with the decoder's reason",
+              any("not valid JSON" in x for x in reasons), reasons)
+        check("unknown type dead-lettered with the decoder's reason",
+              any('unknown event type "com.idhub.account.rename"' in x for x in reasons), reasons)
+
+        # ---- 4. ordering: grant then revoke for one subject amid thousands of events ----
+        def load(seed):
+            return subprocess.run([LOADGEN, "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t",
+                                   env["TOPIC_EVENTS"], "-n", "1500", "--mix",
+                                   "account.create=100", "--subjects", "1500", "--site", "demo",
+                                   "--prefix", f"load{seed}-", "--seed", str(seed)],
+                                  timeout=60).returncode
+        grant = event(10, "entitlement.grant", "jdoe@demo.example",
+                      {"login": "jdoe@demo.example",
+                       "entitlement": {"type": "group", "group": "demo-team"}})
+        revoke = dict(event(11, "entitlement.revoke", "jdoe@demo.example", grant["data"]))
+        # 1500 events, the grant, 1500 more, the revoke, 1500 more: the pair sits amid them.
+        check("load before the grant delivered", load(7) == 0)
+        produce_raw(env, grant["subject"], json.dumps(grant))
+        check("load between grant and revoke delivered", load(8) == 0)
+        produce_raw(env, revoke["subject"], json.dumps(revoke))
+        check("load after the revoke delivered", load(9) == 0)
+        res = wait_for("grant and revoke results",
+                       lambda: (r := results_by_id(env)) and grant["id"] in r and
+                       revoke["id"] in r and r, timeout=90) or {}
+        check("grant and revoke both applied",
+              [res.get(grant["id"], [{}])[0].get("status"),
+               res.get(revoke["id"], [{}])[0].get("status")] == ["succeeded", "succeeded"],
+              res.get(grant["id"]))
+        jdoe = user(emulator(env, "/state"), "jdoe@demo.example") or {}
+        check("jdoe is not in demo-team at the end (revoke came after grant)",
+              "demo-team" not in jdoe.get("groups", []), jdoe.get("groups"))
+        grants = emulator(env, "/counters")["mutations"].get("membership", {})
+        team_changes = [k for key, k in grants.items() if key.endswith(":" + jdoe.get(
+            "accountId", "?")) and k]
+        check("the membership was added and removed once each",
+              any(k.get("add", k.get("create")) == 1 and k.get("remove", k.get("delete")) == 1
+                  for k in team_changes), grants)
+    finally:
+        if replay:
+            replay.kill()
+        subprocess.run([os.path.join(SRC, "deploy/local/down.sh"), "--state", stack],
+                       capture_output=True, timeout=60)
+    if failures:
+        say(f"{len(failures)} check(s) failed; worker logs in {stack}")
+        for name in ("worker-1.log", "worker-2.log"):
+            p = os.path.join(stack, name)
+            if os.path.exists(p):
+                say(f"--- tail of {name}")
+                print("".join(open(p).readlines()[-30:]))
+        return 1
+    say("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
