@@ -98,8 +98,9 @@ for line in sys.stdin:
     else:
         d = ev.get("data", {})
         jira = d.get("jira") or {}
-        detail = (d.get("error") or {}).get("message") or d.get("detail") or \
-            " ".join(f"{k}={v}" for k, v in jira.items() if k in ("issueKey", "accountId", "scimId"))
+        ids = " ".join(f"{k}={v}" for k, v in jira.items() if k in ("issueKey", "accountId"))
+        detail = (d.get("error") or {}).get("message") or " ".join(
+            x for x in (d.get("detail"), ids) if x)
         rows.append((d.get("eventType", ""), key, d.get("status", "?"), detail[:70]))
 head = ("partition:offset", "type", "key (subject)", "event id") if mode == "events" else \
        ("event type", "subject", "status", "detail")
