@@ -431,6 +431,8 @@ static void do_assign(jp_kafka_in_t *in, rd_kafka_topic_partition_list_t *l)
     free(ids);
 }
 
+static void finish_revoke(jp_kafka_in_t *in);
+
 static void start_revoke(jp_kafka_in_t *in, rd_kafka_resp_err_t kind,
                          rd_kafka_topic_partition_list_t *l)
 {
@@ -447,6 +449,12 @@ static void start_revoke(jp_kafka_in_t *in, rd_kafka_resp_err_t kind,
             p->revoking = 1;
     }
     parked_drop(in, 0);
+    if (l->cnt == 0) {
+        /* Eager protocols revoke an empty assignment too: nothing for the callee to finish. */
+        in->revoke_done = 1;
+        finish_revoke(in);
+        return;
+    }
     int32_t *ids = ids_of(l, &n);
     jp_info(JP_KAFKA_IN_COMPONENT, "%s: revoking %zu partition(s) of %s%s", rd_kafka_name(in->rk),
             n, in->topic, in->revoke_lost ? " (assignment lost)" : "");

@@ -2,37 +2,49 @@
  * loop (no thread of its own beyond librdkafka's, no busy polling).
  *
  * Loop integration: the consumer queue signals a pipe watched by a uv_poll_t
- * (rd_kafka_queue_io_event_enable); each wake-up drains a bounded batch and
- * yields to the loop (uv_idle) when more remains; a 1 s uv_timer is a safety
- * net. Every callback runs on the loop thread, never from inside a call the
- * caller made into this module, except jp_kafka_in_close() which never calls
- * back synchronously either.
+ * (rd_kafka_queue_io_event_enable); each wake-up drains at most 500 messages
+ * and yields to the loop (uv_idle) when more remains; a 1 s uv_timer is a
+ * safety net and keeps the consumer polling (max.poll.interval.ms) while it
+ * is paused. Every callback runs from the loop, never from inside a call the
+ * caller made into this module (the one exception: a failed commit in
+ * jp_kafka_in_revoke_done() is reported through on_error at once). Calls
+ * return without waiting for the network; assign/unassign/pause/resume do a
+ * short hand-off to librdkafka's own thread.
  *
  * Offsets: enable.auto.offset.store=false and enable.auto.commit=true, so
  * only offsets the caller stores with jp_kafka_in_store_offset() are
- * committed (periodically, and synchronously before partitions are given
- * away or the consumer closes). A message whose offset was never stored is
- * redelivered to the next owner of its partition.
+ * committed (every auto.commit.interval.ms, before partitions are released,
+ * and at close). A message whose offset was never stored is redelivered to
+ * the next owner of its partition.
  *
  * Rebalance: partition.assignment.strategy is cooperative-sticky unless the
- * `kafka:` config sets another; with it, partitions that stay assigned keep
- * flowing during a rebalance. Revocation is deferred: on_revoke() is called,
- * the revoked partitions are paused at once (nothing more of them is
- * delivered), and the partitions are only released after the callee called
- * jp_kafka_in_revoke_done() (then stored offsets are committed first). The
- * consumer keeps serving its queue meanwhile, so max.poll.interval.ms is not
- * at risk; the group rebalance waits for the release (bounded by the group's
- * rebalance timeout, max.poll.interval.ms), which is why the callee bounds
- * its own wait (worker.drain_timeout_ms). When the assignment was LOST
- * (session timeout, fatal fencing) on_revoke is still called, but the
- * offsets stored since then cannot be committed (the commit fails and is
- * logged); the work is redelivered elsewhere.
+ * `kafka:` config sets another (eager strategies work too: every revoke is
+ * then of everything). Revocation is deferred: on_revoke() is called, nothing
+ * more of those partitions is delivered, and they are released only after
+ * the callee called jp_kafka_in_revoke_done(): their stored offsets are
+ * committed first (rd_kafka_commit_queue; the release waits for its answer,
+ * the loop does not), then incrementally unassigned. Facts of librdkafka
+ * 2.0.2 this relies on (rdkafka_cgrp.c): the group waits in
+ * WAIT_UNASSIGN_CALL for as long as the application takes, and
+ * max.poll.interval.ms only counts the application's polls, which go on.
+ * While a revoke is outstanding librdkafka itself holds fetching of ALL this
+ * consumer's partitions (kept ones too) until the release; work already
+ * delivered goes on. Cooperative: the group stays stable meanwhile and the
+ * new owner simply waits (the callee's own timer, worker.drain_timeout_ms,
+ * is the bound). Eager: the broker waits for this member's rejoin at most the
+ * rebalance timeout (max.poll.interval.ms) before expelling it. When the
+ * assignment was LOST (session timeout, fencing) on_revoke is still called
+ * but nothing is committed; the work is redelivered elsewhere. A commit the
+ * broker refuses (e.g. REBALANCE_IN_PROGRESS: the librdkafka mock refuses
+ * commits while its group is re-forming, real brokers accept them from the
+ * current generation) is reported RETRIABLE and the partitions are released
+ * anyway: at-least-once, the next owner redoes from the last commit.
  *
  * Errors: on_error() gets every consumer error worth reporting, classified
- * with jp_classify_kafka(). FATAL (rd_kafka_fatal_error) means the consumer is
- * unusable: the caller should close, destroy and exit. Transient errors
- * (broker down, all brokers down) are RETRIABLE: librdkafka recovers by
- * itself; they are reported for logs and metrics.
+ * with jp_classify_kafka(), after this module logged it. FATAL
+ * (rd_kafka_fatal_error, out of memory) means the consumer is unusable: the
+ * caller should stop and exit. Transient errors (broker down, all brokers
+ * down) are RETRIABLE: librdkafka recovers by itself.
  *
  * Ownership: each message given to on_message() belongs to the callee
  * (jp_kafka_msg_destroy). Partition arrays given to on_assign/on_revoke are
@@ -64,7 +76,7 @@ typedef struct jp_kafka_in_cbs {
      * (bounded by the callee's own timer: the pipeline uses
      * worker.drain_timeout_ms). Offsets stored before revoke_done are committed
      * synchronously before the partitions are released. At most one revoke is
-     * outstanding at a time. */
+     * outstanding at a time; never called with none. */
     void (*on_revoke)(const int32_t *partitions, size_t n, void *opaque);
     /* FATAL → caller closes and exits; other classes are informational. */
     void (*on_error)(jp_class_t cls, const char *reason, void *opaque);
@@ -99,15 +111,17 @@ void jp_kafka_in_revoke_done(jp_kafka_in_t *in);
 /* Stop: commit stored offsets and leave the group cleanly
  * (rd_kafka_consumer_close_queue, the non-blocking close, which runs a final
  * revoke through on_revoke → the callee must call revoke_done promptly), then
- * on_closed(opaque) from the loop. Never blocks the loop. on_message is not
- * called after close starts. Call once. */
+ * on_closed(opaque) from the loop. Never waits on the network. on_message is
+ * not called after close starts (messages held while paused are dropped:
+ * their offsets were not stored). Later calls are ignored. */
 void jp_kafka_in_close(jp_kafka_in_t *in, void (*on_closed)(void *opaque), void *opaque);
 
-/* NULL ok; after on_closed (or never started). Closes the loop handles
- * (uv_close: run the loop once more to finish them) and frees the
- * consumer; rd_kafka_destroy joins librdkafka's threads, which may block
- * briefly. Destroying without close skips the group leave (the group then
- * waits session.timeout.ms). */
+/* NULL ok; normally after on_closed (it may be called from on_closed or any
+ * other callback: it then completes when the callback returns). Frees the
+ * consumer (rd_kafka_destroy joins librdkafka's threads: blocks briefly) and
+ * closes the loop handles (uv_close: the loop must run once more to free the
+ * rest). Destroying without close skips the group leave and the final commit
+ * (the group then waits session.timeout.ms for this member). */
 void jp_kafka_in_destroy(jp_kafka_in_t *in);
 
 typedef struct jp_kafka_in_stats {
@@ -119,9 +133,11 @@ typedef struct jp_kafka_in_stats {
 void jp_kafka_in_stats(const jp_kafka_in_t *in, jp_kafka_in_stats_t *out);
 
 /* Consumer lag per assigned partition for metrics (high watermark − position),
- * from cached watermarks (no broker round trip); a partition without a
- * known position or watermark yet is reported with lag -1. Fills up to max
- * entries, returns the count. */
+ * from the watermarks cached from fetch responses (no broker round trip).
+ * Before anything was consumed in this session the last stored offset
+ * stands for the position; without either, or before the first fetch (and
+ * while paused the watermark is not refreshed), the lag is -1. Fills up to
+ * max entries, returns the count. */
 size_t jp_kafka_in_lag(jp_kafka_in_t *in, int32_t *partitions, int64_t *lags, size_t max);
 
 #endif

@@ -56,12 +56,16 @@ jp_err_t jp_kafka_out_produce(jp_kafka_out_t *out, const char *topic, const void
 size_t jp_kafka_out_in_flight(const jp_kafka_out_t *out);
 
 /* Flush with a bound (blocks the loop: at shutdown only); serves delivery
- * callbacks meanwhile. Returns how many are still undelivered. */
+ * callbacks meanwhile. Returns how many are still undelivered. From inside a
+ * delivery callback it does not block and returns the in-flight count. */
 size_t jp_kafka_out_flush(jp_kafka_out_t *out, int timeout_ms);
 
-/* NULL ok. Callbacks still pending are called with JP_ERR_KAFKA / RETRIABLE
- * ("producer destroyed"); closes the loop handles (run the loop once more to
- * finish them). */
+/* NULL ok. Does not flush: what is still queued or in flight is purged and
+ * each pending callback is called, from inside this call, with JP_ERR_KAFKA /
+ * RETRIABLE ("producer destroyed before delivery"; a purged in-flight message
+ * may still have reached the broker). Called from a delivery callback, it
+ * completes when the callback returns. Closes the loop handles (the loop must
+ * run once more to free the rest). */
 void jp_kafka_out_destroy(jp_kafka_out_t *out);
 
 #endif
