@@ -4,6 +4,7 @@ events to the dead-letter topic, per-subject ordering under load.
 
 Run by test_worker.sh (ctest integration.worker) with JP_SOURCE_DIR and JP_BUILD_DIR set.
 """
+import base64
 import json
 import re
 import os
@@ -51,7 +52,10 @@ def consume(env, topic):
                           "-o", "beginning", "-e", "-f", "%k\t%s\n"],
                          capture_output=True, text=True, timeout=60)
     records = []
-    for line in out.stdout.splitlines():
+    # split("\n"), not splitlines(): values may hold U+0085 or U+2028 (JSON keeps them raw).
+    for line in out.stdout.split("\n"):
+        if not line:
+            continue
         key, _, value = line.partition("\t")
         try:
             records.append((key, json.loads(value)))
@@ -188,6 +192,45 @@ def main():
               any("not valid JSON" in x for x in reasons), reasons)
         check("unknown type dead-lettered with the decoder's reason",
               any('unknown event type "com.idhub.account.rename"' in x for x in reasons), reasons)
+
+        # ---- 3b. the decoder's corpus of invalid events: each is dead-lettered with its
+        # exact reason (the manifest's expected error), none blocks anything.
+        corpus = os.path.join(SRC, "tests/unit/data/events")
+        cases = {}
+        for line in open(os.path.join(corpus, "manifest.tsv")):
+            if line.startswith("#") or not line.strip():
+                continue
+            name, max_bytes, _, expected = line.rstrip("\n").split("\t", 3)
+            # The worker runs with the default 1 MiB limit; kcat cannot send an empty file
+            # (the decoder's unit test covers that case).
+            path = os.path.join(corpus, "invalid", name)
+            if max_bytes in ("", "0") and os.path.getsize(path) > 0:
+                cases[name] = expected
+        files = [os.path.join(corpus, "invalid", n) for n in cases]
+        subprocess.run(["kcat", "-P", "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t",
+                        env["TOPIC_EVENTS"], "-k", "corpus"] + files, check=True, timeout=60)
+        by_value = {}
+        for name in cases:
+            raw = open(os.path.join(corpus, "invalid", name), "rb").read()
+            by_value[raw] = name
+
+        found = {}
+
+        def corpus_dead_letters():
+            for key, rec in consume(env, env["TOPIC_DLQ"]):
+                if key != "corpus" or not rec:
+                    continue
+                d = rec["data"]
+                raw = (d["value"].encode() if "value" in d and d["value"] is not None
+                       else base64.b64decode(d.get("valueBase64", "")))
+                if raw in by_value:
+                    found[by_value[raw]] = d["reason"]
+            return len(found) == len(cases)
+
+        wait_for("a dead letter for every corpus case", corpus_dead_letters)
+        wrong = {n: (found.get(n), cases[n]) for n in cases if found.get(n) != cases[n]}
+        check(f"all {len(cases)} invalid corpus events dead-lettered with their exact reason",
+              not wrong, list(wrong.items())[:5])
 
         # ---- 4. ordering: grant then revoke for one subject amid thousands of events ----
         def load(seed):
