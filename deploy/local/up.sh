@@ -189,6 +189,7 @@ start_workers() {
         WORKER_HTTP_PORT=$(jp_free_port)
         write_worker_config "$state/worker-$i.yaml" "$WORKER_HTTP_PORT"
         start_component "worker-$i" ready_worker "$WORKER_BIN" --config "$state/worker-$i.yaml"
+        ((i > 1)) || WORKER_METRICS_URL=http://127.0.0.1:$WORKER_HTTP_PORT/metrics
     done
 }
 
@@ -268,6 +269,7 @@ write_env() {
         env_line WORKER_CONFIG "$WORKER_CONFIG"
         env_line STACK_STATE "$state"
         env_line KAFKA_CONTROL_FIFO "$state/kafka.control"
+        [[ -z ${WORKER_METRICS_URL:-} ]] || env_line WORKER_METRICS_URL "$WORKER_METRICS_URL"
         if [[ -n $EMULATOR_URL ]]; then
             env_line JIRA_URL "$JIRA_URL"
             env_line JIRA_EMAIL "$JIRA_EMAIL"
