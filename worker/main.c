@@ -218,6 +218,15 @@ static int check_config(const char *path)
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    /* librdkafka checks property names and values only when they are set. */
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    jp_err_t rc = jp_config_kafka_conf(cfg, kconf, err, sizeof(err));
+    rd_kafka_conf_destroy(kconf);
+    if (rc != JP_OK) {
+        fprintf(stderr, "%s\n", err);
+        jp_config_destroy(cfg);
+        return 2;
+    }
     jp_config_dump(cfg, stdout);
     jp_config_destroy(cfg);
     fprintf(stderr, "%s: configuration is valid\n", path);
