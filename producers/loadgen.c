@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,9 +584,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
         OPT_PROGRESS
     };
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"bootstrap", required_argument, NULL, 'b'},
-        {"topic", required_argument, NULL, 't'},
+        JP_CLI_TARGET_LONGOPTS,
         {"out", required_argument, NULL, 'o'},
         {"count", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},
@@ -605,8 +602,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    int c, have_count = 0;
+    int c, taken, have_count = 0;
     char *end;
+    char errstr[128];
 
     memset(o, 0, sizeof(*o));
     o->mix = DEFAULT_MIX;
@@ -615,24 +613,16 @@ static int parse_args(int argc, char **argv, opts_t *o)
     o->prefix = "user";
     o->domain = "load.example";
     o->project = "LOAD";
-    while ((c = getopt_long(argc, argv, "c:b:t:X:o:n:r:qhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, JP_CLI_TARGET_SHORTOPTS "o:n:r:qhV", longopts, NULL)) !=
+           -1) {
+        taken = jp_cli_target_option(&o->target, c, optarg, errstr, sizeof(errstr));
+        if (taken < 0) {
+            fprintf(stderr, PROG ": %s\n", errstr);
+            return EXIT_SETUP;
+        }
+        if (taken)
+            continue;
         switch (c) {
-        case 'c':
-            o->target.config_path = optarg;
-            break;
-        case 'b':
-            o->target.bootstrap = optarg;
-            break;
-        case 't':
-            o->target.topic = optarg;
-            break;
-        case 'X':
-            if (o->target.prop_count == JP_CLI_MAX_PROPS) {
-                fprintf(stderr, PROG ": at most %d -X properties\n", JP_CLI_MAX_PROPS);
-                return EXIT_SETUP;
-            }
-            o->target.props[o->target.prop_count++] = optarg;
-            break;
         case 'o':
             o->out = optarg;
             break;
@@ -782,38 +772,27 @@ typedef struct run {
     uint64_t by_type[JP_EVENT__COUNT];
     int checked_type[JP_EVENT__COUNT];
     double t_first, t_last, t_done;
-    double next_progress;
-    int progress_tty, progress_shown;
+    jp_cli_progress_t progress;
 } run_t;
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static void progress_clear(run_t *r)
 {
-    if (r->progress_tty && r->progress_shown)
-        fputs("\r\033[K", stderr);
-    r->progress_shown = 0;
+    jp_cli_progress_clear(&r->progress);
 }
 
 static void progress_maybe(run_t *r, double now)
 {
     const jp_cli_producer_stats_t *st;
+    char line[256];
 
-    if (r->o.quiet || (!r->o.progress && !r->progress_tty) || now < r->next_progress)
+    if (!jp_cli_progress_due(&r->progress, now))
         return;
-    r->next_progress = now + 1.0;
     st = r->producer ? jp_cli_producer_stats(r->producer) : NULL;
-    fprintf(stderr, "%s%.0fs: generated %llu/%llu, delivered %llu, failed %llu%s",
-            r->progress_tty ? "\r" : "", now - r->t_first, (unsigned long long)r->generated,
-            (unsigned long long)r->o.count, (unsigned long long)(st ? st->delivered : 0),
-            (unsigned long long)(st ? st->failed : 0), r->progress_tty ? "\033[K" : "\n");
-    r->progress_shown = r->progress_tty;
+    snprintf(line, sizeof(line), "%.0fs: generated %llu/%llu, delivered %llu, failed %llu",
+             now - r->t_first, (unsigned long long)r->generated, (unsigned long long)r->o.count,
+             (unsigned long long)(st ? st->delivered : 0),
+             (unsigned long long)(st ? st->failed : 0));
+    jp_cli_progress_show(&r->progress, line);
 }
 
 /* Validates a generated event; a failure is a generator bug. */
@@ -841,7 +820,8 @@ static void sleep_until_ns(int64_t due_ns)
     struct timespec ts;
     ts.tv_sec = (time_t)(due_ns / 1000000000LL);
     ts.tv_nsec = (long)(due_ns % 1000000000LL);
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !g_stop)
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
+           !jp_cli_stopping())
         ;
 }
 
@@ -857,7 +837,7 @@ static void wait_until(run_t *r, int64_t due_ns)
 {
     for (;;) {
         int64_t left = due_ns - now_ns();
-        if (left <= 0 || g_stop)
+        if (left <= 0 || jp_cli_stopping())
             return;
         if (r->producer && left > 2000000) {
             jp_cli_producer_poll(r->producer, (int)((left - 1000000) / 1000000));
@@ -906,7 +886,7 @@ static int generate(run_t *r)
     int rc = 0;
 
     r->t_first = jp_cli_now();
-    while (r->generated < r->o.count && !g_stop && !rc) {
+    while (r->generated < r->o.count && !jp_cli_stopping() && !rc) {
         if (interval_ns > 0) {
             int64_t due = base + (int64_t)((double)k * interval_ns);
             int64_t now = now_ns();
@@ -1017,7 +997,6 @@ static int setup_output(run_t *r)
 int main(int argc, char **argv)
 {
     run_t r;
-    struct sigaction sa;
     int rc;
 
     memset(&r, 0, sizeof(r));
@@ -1033,14 +1012,8 @@ int main(int argc, char **argv)
         jp_cli_target_destroy(r.target);
         return rc;
     }
-    r.progress_tty = isatty(STDERR_FILENO);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    r.next_progress = jp_cli_now() + 1.0;
+    jp_cli_catch_stop();
+    jp_cli_progress_init(&r.progress, r.o.quiet, r.o.progress);
     rc = generate(&r);
     if (rc != EXIT_SETUP) {
         int frc = finish(&r);
@@ -1049,7 +1022,7 @@ int main(int argc, char **argv)
     }
     r.t_done = jp_cli_now();
     summary(&r);
-    if (!rc && g_stop) {
+    if (!rc && jp_cli_stopping()) {
         fprintf(stderr, PROG ": interrupted\n");
         rc = EXIT_INTERRUPT;
     }

@@ -8,11 +8,9 @@
  *
  * Ownership: main() owns everything; pending events (text and key) are freed once sent. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "jiraprov/cli_input.h"
 #include "jiraprov/cli_producer.h"
@@ -56,18 +54,8 @@ typedef struct run {
     uint64_t invalid;
     uint64_t valid_by_type[JP_EVENT__COUNT];
     double t0;
-    double next_progress;
-    int progress_tty; /* progress overwrites one line */
-    int progress_shown;
+    jp_cli_progress_t progress;
 } run_t;
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -122,9 +110,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
 {
     enum { OPT_SKIP = 256, OPT_MAX_BYTES, OPT_PROGRESS };
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"bootstrap", required_argument, NULL, 'b'},
-        {"topic", required_argument, NULL, 't'},
+        JP_CLI_TARGET_LONGOPTS,
         {"format", required_argument, NULL, 'f'},
         {"dry-run", no_argument, NULL, 'n'},
         {"skip-invalid", no_argument, NULL, OPT_SKIP},
@@ -136,28 +122,20 @@ static int parse_args(int argc, char **argv, opts_t *o)
         {NULL, 0, NULL, 0},
     };
     static const char *const stdin_only[] = {"-"};
-    int c, fmt;
+    int c, fmt, taken;
     uint64_t n;
+    char errstr[128];
 
     memset(o, 0, sizeof(*o));
-    while ((c = getopt_long(argc, argv, "c:b:t:X:f:nqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, JP_CLI_TARGET_SHORTOPTS "f:nqhV", longopts, NULL)) != -1) {
+        taken = jp_cli_target_option(&o->target, c, optarg, errstr, sizeof(errstr));
+        if (taken < 0) {
+            fprintf(stderr, PROG ": %s\n", errstr);
+            return EXIT_SETUP;
+        }
+        if (taken)
+            continue;
         switch (c) {
-        case 'c':
-            o->target.config_path = optarg;
-            break;
-        case 'b':
-            o->target.bootstrap = optarg;
-            break;
-        case 't':
-            o->target.topic = optarg;
-            break;
-        case 'X':
-            if (o->target.prop_count == JP_CLI_MAX_PROPS) {
-                fprintf(stderr, PROG ": at most %d -X properties\n", JP_CLI_MAX_PROPS);
-                return EXIT_SETUP;
-            }
-            o->target.props[o->target.prop_count++] = optarg;
-            break;
         case 'f':
             fmt = jp_input_format_parse(optarg);
             if (fmt < 0) {
@@ -211,35 +189,24 @@ static int parse_args(int argc, char **argv, opts_t *o)
 
 static void progress_clear(run_t *r)
 {
-    if (r->progress_tty && r->progress_shown)
-        fputs("\r\033[K", stderr);
-    r->progress_shown = 0;
+    jp_cli_progress_clear(&r->progress);
 }
 
-static void progress_maybe(run_t *r, int force)
+static void progress_maybe(run_t *r)
 {
-    double now;
+    double now = jp_cli_now();
     const jp_cli_producer_stats_t *st;
     char line[256];
 
-    if (r->opts.quiet || (!r->opts.progress && !r->progress_tty))
+    if (!jp_cli_progress_due(&r->progress, now))
         return;
-    now = jp_cli_now();
-    if (!force && now < r->next_progress)
-        return;
-    r->next_progress = now + 1.0;
     st = r->producer ? jp_cli_producer_stats(r->producer) : NULL;
     snprintf(line, sizeof(line),
              "%.0fs: read %llu events, invalid %llu; sent %llu, delivered %llu, failed %llu",
              now - r->t0, (unsigned long long)r->read, (unsigned long long)r->invalid,
              (unsigned long long)(st ? st->sent : 0), (unsigned long long)(st ? st->delivered : 0),
              (unsigned long long)(st ? st->failed : 0));
-    if (r->progress_tty) {
-        fprintf(stderr, "\r%s\033[K", line);
-        r->progress_shown = 1;
-    } else {
-        fprintf(stderr, "%s\n", line);
-    }
+    jp_cli_progress_show(&r->progress, line);
 }
 
 static void summary(run_t *r)
@@ -310,7 +277,7 @@ static void send_one(run_t *r, const char *key, const char *text, size_t len, in
         fprintf(stderr, PROG ": %s\n", errstr);
     }
     jp_cli_producer_poll(r->producer, 0);
-    progress_maybe(r, 0);
+    progress_maybe(r);
 }
 
 static int keep_pending(run_t *r, char *text, size_t len, const char *key, int type)
@@ -343,7 +310,7 @@ static int send_pending(run_t *r)
 
     if (rc)
         return rc;
-    for (i = 0; i < r->pending_cnt && !g_stop; i++) {
+    for (i = 0; i < r->pending_cnt && !jp_cli_stopping(); i++) {
         pending_t *p = &r->pending[i];
         send_one(r, p->key, p->text, p->len, p->type);
         free(p->text);
@@ -402,7 +369,7 @@ static int handle_record(run_t *r, const jp_input_t *in, jp_input_record_t *rec)
         return EXIT_SETUP;
     }
     jp_event_destroy(ev);
-    progress_maybe(r, 0);
+    progress_maybe(r);
     return 0;
 }
 
@@ -419,10 +386,10 @@ static int read_input(run_t *r, const char *path)
         fprintf(stderr, PROG ": %s\n", errstr);
         return EXIT_SETUP;
     }
-    while (!rc && !g_stop) {
+    while (!rc && !jp_cli_stopping()) {
         jp_input_record_t rec;
         err = jp_input_next(in, &rec, errstr, sizeof(errstr));
-        if (err == JP_ERR_IO && g_stop)
+        if (err == JP_ERR_IO && jp_cli_stopping())
             break; /* the signal interrupted a blocking read */
         if (err == JP_ERR_IO || err == JP_ERR_NOMEM) {
             progress_clear(r);
@@ -451,7 +418,7 @@ static int finish_delivery(run_t *r)
         return 0;
     while (jp_cli_producer_pending(r->producer) > 0) {
         jp_err_t err = jp_cli_producer_flush(r->producer, 1000, errstr, sizeof(errstr));
-        progress_maybe(r, 0);
+        progress_maybe(r);
         if (err == JP_OK)
             break;
         if (jp_cli_now() - r->t0 > FLUSH_TIMEOUT_MS / 1000.0) {
@@ -469,11 +436,11 @@ static int run(run_t *r)
 
     if (r->opts.skip_invalid && !r->opts.dry_run && (rc = ensure_producer(r)) != 0)
         return rc;
-    for (i = 0; i < r->opts.input_count && !rc && !g_stop; i++)
+    for (i = 0; i < r->opts.input_count && !rc && !jp_cli_stopping(); i++)
         rc = read_input(r, r->opts.inputs[i]);
     if (rc)
         return rc;
-    if (!g_stop && !r->opts.dry_run && !r->opts.skip_invalid && r->invalid == 0 &&
+    if (!jp_cli_stopping() && !r->opts.dry_run && !r->opts.skip_invalid && r->invalid == 0 &&
         r->pending_cnt > 0)
         rc = send_pending(r);
     if (!rc)
@@ -485,7 +452,6 @@ int main(int argc, char **argv)
 {
     run_t r;
     char errstr[1024];
-    struct sigaction sa;
     int rc;
 
     memset(&r, 0, sizeof(r));
@@ -497,22 +463,16 @@ int main(int argc, char **argv)
         return EXIT_SETUP;
     }
     r.limits.max_bytes = r.target->max_bytes;
-    r.progress_tty = isatty(STDERR_FILENO);
     r.t0 = jp_cli_now();
-    r.next_progress = r.t0 + 1.0;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second signal stops at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    jp_cli_progress_init(&r.progress, r.opts.quiet, r.opts.progress);
+    jp_cli_catch_stop();
 
     rc = run(&r);
     if (rc != EXIT_SETUP)
         summary(&r);
     else
         progress_clear(&r);
-    if (!rc && g_stop) {
+    if (!rc && jp_cli_stopping()) {
         fprintf(stderr, PROG ": interrupted\n");
         rc = EXIT_INTERRUPT;
     }

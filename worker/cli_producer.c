@@ -3,10 +3,12 @@
 #include "jiraprov/cli_producer.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -24,6 +26,67 @@ double jp_cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- stopping on a signal ---- */
+
+static volatile sig_atomic_t g_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+void jp_cli_catch_stop(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal stops at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool jp_cli_stopping(void)
+{
+    return g_stop != 0;
+}
+
+/* ---- progress line ---- */
+
+void jp_cli_progress_init(jp_cli_progress_t *p, bool quiet, bool asked)
+{
+    p->tty = isatty(STDERR_FILENO) != 0;
+    p->enabled = !quiet && (asked || p->tty);
+    p->shown = false;
+    p->next = jp_cli_now() + 1.0;
+}
+
+bool jp_cli_progress_due(jp_cli_progress_t *p, double now)
+{
+    if (!p->enabled || now < p->next)
+        return false;
+    p->next = now + 1.0;
+    return true;
+}
+
+void jp_cli_progress_show(jp_cli_progress_t *p, const char *line)
+{
+    if (p->tty) {
+        fprintf(stderr, "\r%s\033[K", line);
+        p->shown = true;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+}
+
+void jp_cli_progress_clear(jp_cli_progress_t *p)
+{
+    if (p->tty && p->shown)
+        fputs("\r\033[K", stderr);
+    p->shown = false;
 }
 
 bool jp_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -88,6 +151,32 @@ void jp_cli_target_destroy(jp_cli_target_t *t)
     free(t->bootstrap);
     free(t->topic);
     free(t);
+}
+
+int jp_cli_target_option(jp_cli_target_args_t *args, int opt, const char *value, char *errstr,
+                         size_t errstr_size)
+{
+    switch (opt) {
+    case 'c':
+        args->config_path = value;
+        return 1;
+    case 'b':
+        args->bootstrap = value;
+        return 1;
+    case 't':
+        args->topic = value;
+        return 1;
+    case 'X':
+        if (args->prop_count == JP_CLI_MAX_PROPS) {
+            jp_err_set(errstr, errstr_size, JP_ERR_INVALID, "at most %d -X properties",
+                       JP_CLI_MAX_PROPS);
+            return -1;
+        }
+        args->props[args->prop_count++] = value;
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 jp_err_t jp_cli_target_resolve(const jp_cli_target_args_t *args, jp_cli_target_t **out,

@@ -664,58 +664,46 @@ static void choices_list(const char *const *choices, char *buf, size_t size)
         o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "", choices[i]);
 }
 
+/* What each type of field accepts, for "expected ..." messages; the types whose text depends on
+ * the field (bounds, choices) are described in describe(). */
+static const char *const type_text[] = {
+    [FT_STR] = "a string",
+    [FT_NONEMPTY] = "a non-empty string",
+    [FT_SECRET] = "a non-empty string",
+    [FT_TOPIC] = "a Kafka topic name (1 to 249 characters from [A-Za-z0-9._-])",
+    [FT_URL] = "an http:// or https:// URL",
+    [FT_SITENAME] = "a site name (1 to 64 characters from [a-z0-9_-])",
+    [FT_EMAIL] = "an email address",
+    [FT_LISTEN] = "host:port (or \"\" to disable)",
+    [FT_PATH] = "a file path",
+    [FT_SCIMPATH] = "a SCIM attribute path (e.g. name.givenName)",
+    [FT_REDIS_URL] = "redis://[[user]:password@]host[:port][/db] or unix:///path",
+    [FT_BOOL] = "true or false",
+};
+
 /* What a field accepts, for "expected ..." messages. */
 static void describe(const field_t *f, char *buf, size_t size)
 {
     char list[256];
     switch (f->type) {
-    case FT_STR:
-        snprintf(buf, size, "a string");
-        return;
-    case FT_NONEMPTY:
-    case FT_SECRET:
-        snprintf(buf, size, "a non-empty string");
-        return;
-    case FT_TOPIC:
-        snprintf(buf, size, "a Kafka topic name (1 to 249 characters from [A-Za-z0-9._-])");
-        return;
-    case FT_URL:
-        snprintf(buf, size, "an http:// or https:// URL");
-        return;
-    case FT_SITENAME:
-        snprintf(buf, size, "a site name (1 to 64 characters from [a-z0-9_-])");
-        return;
-    case FT_EMAIL:
-        snprintf(buf, size, "an email address");
-        return;
-    case FT_LISTEN:
-        snprintf(buf, size, "host:port (or \"\" to disable)");
-        return;
-    case FT_PATH:
-        snprintf(buf, size, "a file path");
-        return;
-    case FT_SCIMPATH:
-        snprintf(buf, size, "a SCIM attribute path (e.g. name.givenName)");
-        return;
-    case FT_REDIS_URL:
-        snprintf(buf, size, "redis://[[user]:password@]host[:port][/db] or unix:///path");
-        return;
     case FT_INT:
         snprintf(buf, size, "an integer between %.0f and %.0f", f->min, f->max);
         return;
     case FT_DBL:
         snprintf(buf, size, "a number between %g and %g", f->min, f->max);
         return;
-    case FT_BOOL:
-        snprintf(buf, size, "true or false");
-        return;
     case FT_ATTR:
     case FT_ENUM:
         choices_list(f->choices, list, sizeof(list));
         snprintf(buf, size, "one of: %s", list);
         return;
+    default:
+        break;
     }
-    snprintf(buf, size, "a value");
+    if ((size_t)f->type < sizeof(type_text) / sizeof(type_text[0]) && type_text[f->type])
+        snprintf(buf, size, "%s", type_text[f->type]);
+    else
+        snprintf(buf, size, "a value");
 }
 
 /* ------------------------------------------------------------------------ */

@@ -521,36 +521,55 @@ bool jp_jira__need_account_id(jp_jira__bld_t *b, const char *what, const char *v
     return true;
 }
 
-bool jp_jira__need_issue_key(jp_jira__bld_t *b, const char *value)
+/* `what` ("issue key") checked by `valid`; `pattern` is how the message describes a good one. */
+static bool need_key(jp_jira__bld_t *b, const char *value, const char *what,
+                     bool (*valid)(const char *), const char *pattern)
 {
     if (!jp_jira__bld_ok(b))
         return false;
     if (!value)
-        return jp_jira__bld_fail(b, JP_ERR_INVALID, "issue key must not be empty");
-    if (!jp_event_valid_issue_key(value)) {
+        return jp_jira__bld_fail(b, JP_ERR_INVALID, "%s must not be empty", what);
+    if (!valid(value)) {
         char q[64];
         return jp_jira__bld_fail(b, JP_ERR_INVALID,
-                                 "issue key %s does not match the Jira Cloud pattern "
-                                 "PROJECT-123 ([A-Z][A-Z0-9]{1,9}-[1-9][0-9]*)",
-                                 shown(q, sizeof(q), value));
+                                 "%s %s does not match the Jira Cloud pattern %s", what,
+                                 shown(q, sizeof(q), value), pattern);
     }
     return true;
 }
 
+bool jp_jira__need_issue_key(jp_jira__bld_t *b, const char *value)
+{
+    return need_key(b, value, "issue key", jp_event_valid_issue_key,
+                    "PROJECT-123 ([A-Z][A-Z0-9]{1,9}-[1-9][0-9]*)");
+}
+
 bool jp_jira__need_project_key(jp_jira__bld_t *b, const char *value)
 {
-    if (!jp_jira__bld_ok(b))
-        return false;
-    if (!value)
-        return jp_jira__bld_fail(b, JP_ERR_INVALID, "project key must not be empty");
-    if (!jp_event_valid_project_key(value)) {
-        char q[64];
-        return jp_jira__bld_fail(b, JP_ERR_INVALID,
-                                 "project key %s does not match the Jira Cloud pattern "
-                                 "[A-Z][A-Z0-9]{1,9}",
-                                 shown(q, sizeof(q), value));
+    return need_key(b, value, "project key", jp_event_valid_project_key, "[A-Z][A-Z0-9]{1,9}");
+}
+
+/* ---- quoting ---------------------------------------------------------------- */
+
+size_t jp_jira__quoted_size(const char *s, size_t n)
+{
+    size_t need = n + 3; /* two quotes and the NUL */
+    for (size_t i = 0; i < n; i++)
+        need += s[i] == '"' || s[i] == '\\';
+    return need;
+}
+
+void jp_jira__quote(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            out[o++] = '\\';
+        out[o++] = s[i];
     }
-    return true;
+    out[o++] = '"';
+    out[o] = '\0';
 }
 
 /* ---- JQL ------------------------------------------------------------------- */
@@ -577,22 +596,12 @@ jp_err_t jp_jira_jql_quote(const char *value, char *out, size_t out_size, char *
     case JP_JIRA__SCAN_OK:
         break;
     }
-    size_t need = len + 3; /* two quotes and the NUL */
-    for (size_t i = 0; i < len; i++)
-        need += value[i] == '"' || value[i] == '\\';
+    size_t need = jp_jira__quoted_size(value, len);
     if (!out || out_size < need)
         return jp_err_set(errstr, errstr_size, JP_ERR_TOO_LARGE,
                           "JQL value needs %zu bytes once quoted, the buffer has %zu", need,
                           out ? out_size : 0);
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        if (value[i] == '"' || value[i] == '\\')
-            out[o++] = '\\';
-        out[o++] = value[i];
-    }
-    out[o++] = '"';
-    out[o] = '\0';
+    jp_jira__quote(value, len, out);
     return JP_OK;
 }
 

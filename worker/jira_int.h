@@ -42,6 +42,12 @@ jp_jira__scan_t jp_jira__scan(const char *s, size_t len, unsigned flags, size_t 
  * bytes of s were consumed (less than n when dst filled up). */
 size_t jp_jira__append_clean(char *dst, size_t dsize, size_t *pos, const char *s, size_t n);
 
+/* s[0..n) as a quoted string (JQL values, SCIM filter values): wrapped in double quotes, with
+ * `"` and `\` escaped by a backslash. _size is how many bytes that takes with the NUL; _quote
+ * writes it to out, which has at least that many. */
+size_t jp_jira__quoted_size(const char *s, size_t n);
+void jp_jira__quote(const char *s, size_t n, char *out);
+
 /* ---- request builder ------------------------------------------------------- */
 
 #define JP_JIRA__IDEMPOTENT 0x1u

@@ -21,21 +21,10 @@
 /* `v` inside a SCIM filter string: wrapped in quotes, `"` and `\` escaped. */
 static char *scim_quoted(const char *v)
 {
-    size_t n = strlen(v), extra = 0;
-    for (size_t i = 0; i < n; i++)
-        extra += v[i] == '"' || v[i] == '\\';
-    char *out = malloc(n + extra + 3);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    out[o++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == '"' || v[i] == '\\')
-            out[o++] = '\\';
-        out[o++] = v[i];
-    }
-    out[o++] = '"';
-    out[o] = '\0';
+    size_t n = strlen(v);
+    char *out = malloc(jp_jira__quoted_size(v, n));
+    if (out)
+        jp_jira__quote(v, n, out);
     return out;
 }
 

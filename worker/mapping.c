@@ -815,23 +815,24 @@ fail:
     return NULL;
 }
 
-/* obj[key] as an object, created when missing. */
-static json_t *child_object(json_t *obj, const char *key)
+/* obj[key] as an object (an array with `array`), created (or replaced) when it is not one. */
+static json_t *child(json_t *obj, const char *key, bool array)
 {
     json_t *c = json_object_get(obj, key);
-    if (json_is_object(c))
+    if (array ? json_is_array(c) : json_is_object(c))
         return c;
-    c = json_object();
+    c = array ? json_array() : json_object();
     return c && !json_object_set_new(obj, key, c) ? c : NULL;
+}
+
+static json_t *child_object(json_t *obj, const char *key)
+{
+    return child(obj, key, false);
 }
 
 static json_t *child_array(json_t *obj, const char *key)
 {
-    json_t *c = json_object_get(obj, key);
-    if (json_is_array(c))
-        return c;
-    c = json_array();
-    return c && !json_object_set_new(obj, key, c) ? c : NULL;
+    return child(obj, key, true);
 }
 
 /* Puts one value into a create body at p. Returns 0 or -1 (no memory). */

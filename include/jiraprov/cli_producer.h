@@ -1,7 +1,8 @@
 /* cli_producer: what the producer CLIs (jiraprov-produce, jiraprov-loadgen) share besides their
  * inputs: where to send (--config / -b / -t / the environment), a librdkafka producer that counts
- * delivery reports by event type, timing, and summary formatting. The worker has its own
- * producer (kafka_out); this one suits short-lived command-line runs.
+ * delivery reports by event type, timing, stopping on SIGINT/SIGTERM, the progress line and
+ * summary formatting. The worker has its own producer (kafka_out); this one suits short-lived
+ * command-line runs.
  *
  * Where to send, in order of precedence:
  *   bootstrap: -b, else the config's kafka bootstrap.servers, else $KAFKA_BOOTSTRAP;
@@ -50,6 +51,24 @@ typedef struct jp_cli_target {
     const char *bootstrap_from; /* "-b", "config", "KAFKA_BOOTSTRAP" or NULL */
     jp_cli_target_args_t args;
 } jp_cli_target_t;
+
+/* The destination options every CLI takes: -c/--config FILE, -b/--bootstrap H:P,
+ * -t/--topic NAME and -X NAME=VALUE. Put JP_CLI_TARGET_SHORTOPTS in the getopt string and
+ * JP_CLI_TARGET_LONGOPTS in the struct option table (the caller includes <getopt.h>), then give
+ * every option getopt returns to jp_cli_target_option first. */
+#define JP_CLI_TARGET_SHORTOPTS "c:b:t:X:"
+/* clang-format off */
+#define JP_CLI_TARGET_LONGOPTS                     \
+    {"config", required_argument, NULL, 'c'},      \
+    {"bootstrap", required_argument, NULL, 'b'},   \
+    {"topic", required_argument, NULL, 't'}
+/* clang-format on */
+
+/* Records option `opt` with argument `value` (kept as a pointer, so it must outlive args) when
+ * it is a destination option. Returns 1 if it was one, 0 if it was not (args untouched), -1 if it
+ * was refused (too many -X; errstr says why). */
+int jp_cli_target_option(jp_cli_target_args_t *args, int opt, const char *value, char *errstr,
+                         size_t errstr_size);
 
 /* Loads the config (if any) and resolves bootstrap, topic and size limit. */
 jp_err_t jp_cli_target_resolve(const jp_cli_target_args_t *args, jp_cli_target_t **out,
@@ -106,6 +125,30 @@ void jp_cli_producer_destroy(jp_cli_producer_t *p);
 
 /* Monotonic seconds. */
 double jp_cli_now(void);
+
+/* Makes SIGINT and SIGTERM set the flag jp_cli_stopping() reads, so that a run can stop cleanly
+ * and still print its summary; each handler resets itself, so a second SIGINT (or SIGTERM)
+ * stops at once. */
+void jp_cli_catch_stop(void);
+bool jp_cli_stopping(void);
+
+/* A progress line on stderr at most once a second: overwritten in place on a TTY, one line each
+ * otherwise. */
+typedef struct jp_cli_progress {
+    bool enabled; /* --progress, or stderr is a TTY; never with --quiet */
+    bool tty;     /* stderr is a TTY: lines overwrite each other */
+    bool shown;   /* a line is on screen that clear must erase */
+    double next;  /* jp_cli_now() at which the next line is due */
+} jp_cli_progress_t;
+
+/* Reads whether stderr is a TTY; the first line is due a second from now. */
+void jp_cli_progress_init(jp_cli_progress_t *p, bool quiet, bool asked);
+/* True (and the next line scheduled a second after `now`) when a line is due. */
+bool jp_cli_progress_due(jp_cli_progress_t *p, double now);
+/* Prints `line` in the progress style. */
+void jp_cli_progress_show(jp_cli_progress_t *p, const char *line);
+/* Erases the line on a TTY, before other output goes to stderr. */
+void jp_cli_progress_clear(jp_cli_progress_t *p);
 
 /* "account.create=3 account.update=2" for the non-zero counts ("none" when all are zero). */
 void jp_cli_format_by_type(const uint64_t counts[JP_EVENT__COUNT], char *buf, size_t size);

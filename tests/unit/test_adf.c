@@ -3,6 +3,8 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "../lib/check_main.h"
+
 static void assert_adf(const char *text, const char *expected_content)
 {
     json_t *doc = jp_adf_from_text(text);
@@ -39,15 +41,13 @@ START_TEST(paragraphs_and_breaks)
 }
 END_TEST
 
-int main(void)
+static Suite *adf_suite(void)
 {
     Suite *s = suite_create("adf");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, paragraphs_and_breaks);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(adf_suite)

@@ -8,6 +8,7 @@
 #include "jiraprov/log.h"
 #include "jiraprov/store.h"
 
+#include "../lib/testloop.c"
 #include "../lib/testredis.c"
 
 #include <arpa/inet.h>
@@ -26,6 +27,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../lib/check_main.h"
 
 /* ---- the emulator process ------------------------------------------------ */
 
@@ -258,44 +261,10 @@ static jp_config_t *make_config(void)
     return cfg;
 }
 
-typedef struct waiter {
-    int (*cond)(void *);
-    void *arg;
-    int expired;
-} waiter_t;
-
-static void on_guard(uv_timer_t *t)
-{
-    waiter_t *w = t->data;
-    w->expired = 1;
-    uv_stop(t->loop);
-}
-
-static void on_prepare(uv_prepare_t *p)
-{
-    waiter_t *w = p->data;
-    if (w->cond(w->arg))
-        uv_stop(p->loop);
-}
-
 /* Runs the loop until cond(arg) or ms elapsed; returns cond(arg). */
 static int run_until(int (*cond)(void *), void *arg, uint64_t ms)
 {
-    waiter_t w = {cond, arg, 0};
-    uv_timer_t guard;
-    uv_prepare_t prep;
-    uv_timer_init(&H.loop, &guard);
-    uv_prepare_init(&H.loop, &prep);
-    guard.data = &w;
-    prep.data = &w;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    uv_prepare_start(&prep, on_prepare);
-    while (!cond(arg) && !w.expired)
-        uv_run(&H.loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_close((uv_handle_t *)&prep, NULL);
-    uv_run(&H.loop, UV_RUN_NOWAIT);
-    return cond(arg);
+    return testloop_run_until(&H.loop, cond, arg, ms);
 }
 
 static void make_apply(jp_store_t *store)
@@ -1486,11 +1455,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+JP_CHECK_MAIN(suite)

@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 
+#include "../lib/check_main.h"
+
 static const time_t NOW = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
 
 START_TEST(http_status_classes)
@@ -132,7 +134,7 @@ START_TEST(kafka_and_redis)
 }
 END_TEST
 
-int main(void)
+static Suite *classify_suite(void)
 {
     Suite *s = suite_create("classify");
     TCase *tc = tcase_create("core");
@@ -142,9 +144,7 @@ int main(void)
     tcase_add_test(tc, retry_after_forms);
     tcase_add_test(tc, kafka_and_redis);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(classify_suite)

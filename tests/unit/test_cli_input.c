@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+
 /* A reader over `text` (format `fmt`), through a temporary file so that empty inputs work. */
 typedef struct reader {
     FILE *fp;
@@ -434,12 +436,10 @@ START_TEST(reads_repository_samples)
 }
 END_TEST
 
-int main(void)
+static Suite *cli_input_suite(void)
 {
     Suite *s = suite_create("cli_input");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, jsonl_lines_and_skips);
     tcase_add_test(tc, jsonl_keeps_bad_lines_for_the_decoder);
@@ -457,9 +457,7 @@ int main(void)
     tcase_add_test(tc, formats_and_open_errors);
     tcase_add_test(tc, reads_repository_samples);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(cli_input_suite)

@@ -1,9 +1,13 @@
 #include "jiraprov/cli_producer.h"
 
 #include <check.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "../lib/check_main.h"
 
 static void clear_env(void)
 {
@@ -206,12 +210,76 @@ START_TEST(helpers)
 }
 END_TEST
 
-int main(void)
+START_TEST(destination_options)
+{
+    static const struct option longopts[] = {JP_CLI_TARGET_LONGOPTS, {NULL, 0, NULL, 0}};
+    jp_cli_target_args_t args = {0};
+    char errstr[128];
+    int i;
+
+    ck_assert_str_eq(longopts[0].name, "config");
+    ck_assert_int_eq(longopts[2].val, 't');
+    ck_assert_int_eq(jp_cli_target_option(&args, 'c', "w.yaml", errstr, sizeof(errstr)), 1);
+    ck_assert_int_eq(jp_cli_target_option(&args, 'b', "h:1", errstr, sizeof(errstr)), 1);
+    ck_assert_int_eq(jp_cli_target_option(&args, 't', "tp", errstr, sizeof(errstr)), 1);
+    ck_assert_int_eq(jp_cli_target_option(&args, 'n', "5", errstr, sizeof(errstr)), 0);
+    ck_assert_str_eq(args.config_path, "w.yaml");
+    ck_assert_str_eq(args.bootstrap, "h:1");
+    ck_assert_str_eq(args.topic, "tp");
+    for (i = 0; i < JP_CLI_MAX_PROPS; i++)
+        ck_assert_int_eq(jp_cli_target_option(&args, 'X', "a=b", errstr, sizeof(errstr)), 1);
+    ck_assert_uint_eq(args.prop_count, JP_CLI_MAX_PROPS);
+    ck_assert_int_eq(jp_cli_target_option(&args, 'X', "a=b", errstr, sizeof(errstr)), -1);
+    ck_assert_str_eq(errstr, "at most 64 -X properties");
+    ck_assert_uint_eq(args.prop_count, JP_CLI_MAX_PROPS);
+}
+END_TEST
+
+START_TEST(progress_schedule)
+{
+    jp_cli_progress_t p;
+
+    jp_cli_progress_init(&p, true, true);
+    ck_assert(!p.enabled); /* --quiet wins over --progress */
+    jp_cli_progress_init(&p, false, true);
+    ck_assert(p.enabled);
+    ck_assert(!jp_cli_progress_due(&p, jp_cli_now())); /* the first line waits a second */
+    p.next = 10.0;
+    ck_assert(!jp_cli_progress_due(&p, 9.5));
+    ck_assert(jp_cli_progress_due(&p, 10.0));
+    ck_assert(!jp_cli_progress_due(&p, 10.9));
+    ck_assert(jp_cli_progress_due(&p, 11.0));
+    p.enabled = false;
+    ck_assert(!jp_cli_progress_due(&p, 100.0));
+    p.tty = false;
+    p.shown = true;
+    jp_cli_progress_clear(&p);
+    ck_assert(!p.shown);
+}
+END_TEST
+
+START_TEST(first_signal_sets_the_stop_flag)
+{
+    jp_cli_catch_stop();
+    ck_assert(!jp_cli_stopping());
+    ck_assert_int_eq(raise(SIGTERM), 0);
+    ck_assert(jp_cli_stopping());
+}
+END_TEST
+
+START_TEST(second_signal_stops_at_once)
+{
+    jp_cli_catch_stop();
+    raise(SIGTERM);
+    ck_assert(jp_cli_stopping());
+    raise(SIGTERM); /* the handler reset itself: this ends the test process */
+}
+END_TEST
+
+static Suite *cli_producer_suite(void)
 {
     Suite *s = suite_create("cli_producer");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, defaults_without_anything);
     tcase_add_test(tc, environment_then_flags);
@@ -219,10 +287,12 @@ int main(void)
     tcase_add_test(tc, properties_are_checked_and_secrets_kept_quiet);
     tcase_add_test(tc, producer_without_messages_flushes_at_once);
     tcase_add_test(tc, helpers);
+    tcase_add_test(tc, destination_options);
+    tcase_add_test(tc, progress_schedule);
+    tcase_add_test(tc, first_signal_sets_the_stop_flag);
+    tcase_add_test_raise_signal(tc, second_signal_stops_at_once, SIGTERM);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(cli_producer_suite)

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/check_main.h"
+#include "../lib/fixture.h"
+
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 
@@ -63,9 +66,8 @@ static void remove_tmpdir(void)
 
 static char *fixture(const char *name)
 {
-    const char *root = getenv("JP_SOURCE_DIR");
     static char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/unit/data/config/%s", root ? root : JP_SOURCE_DIR, name);
+    snprintf(path, sizeof(path), "%s/tests/unit/data/config/%s", testfix_source_dir(), name);
     return path;
 }
 
@@ -204,9 +206,8 @@ START_TEST(example_file_loads_with_defaults)
     setenv("ACME_JIRA_API_TOKEN", "acme-api-token", 1);
     setenv("ACME_SCIM_API_KEY", "acme-scim-key", 1);
     unsetenv("KAFKA_BOOTSTRAP");
-    const char *root = getenv("JP_SOURCE_DIR");
     char path[1024], err[1024] = "";
-    snprintf(path, sizeof(path), "%s/config/jiraprov.example.yaml", root ? root : JP_SOURCE_DIR);
+    snprintf(path, sizeof(path), "%s/config/jiraprov.example.yaml", testfix_source_dir());
     jp_config_t *cfg = NULL;
     ck_assert_msg(jp_config_load(path, &cfg, err, sizeof(err)) == JP_OK, "%s", err);
     check_defaults(cfg);
@@ -775,7 +776,7 @@ START_TEST(kafka_conf_applies_and_reports)
 }
 END_TEST
 
-int main(void)
+static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
@@ -803,9 +804,7 @@ int main(void)
     tcase_add_test(tc, secret_never_in_errstr);
     tcase_add_test(tc, kafka_conf_applies_and_reports);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(config_suite)

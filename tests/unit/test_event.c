@@ -9,33 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+#include "../lib/fixture.h"
+
 #define CORPUS "/tests/unit/data/events"
-
-static const char *source_dir(void)
-{
-    const char *dir = getenv("JP_SOURCE_DIR");
-    return dir && *dir ? dir : JP_SOURCE_DIR;
-}
-
-/* Whole file, NUL-terminated (the NUL is not counted in *len). */
-static char *slurp(const char *rel, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s%s", source_dir(), rel);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    ck_assert_int_ge(size, 0);
-    rewind(f);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    buf[size] = '\0';
-    *len = (size_t)size;
-    return buf;
-}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -46,7 +23,7 @@ static int cmp_names(const void *a, const void *b)
 static size_t list_json(const char *rel, char ***names)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s%s", source_dir(), rel);
+    snprintf(path, sizeof path, "%s%s", testfix_source_dir(), rel);
     DIR *d = opendir(path);
     ck_assert_msg(d != NULL, "cannot open %s", path);
     size_t n = 0, cap = 0;
@@ -91,7 +68,7 @@ static jp_event_t *load_valid(const char *name)
     char rel[256];
     size_t len;
     snprintf(rel, sizeof rel, CORPUS "/valid/%s", name);
-    char *buf = slurp(rel, &len);
+    char *buf = testfix_read(rel, &len);
     jp_event_t *ev = decode_ok(buf, len, name);
     free(buf);
     return ev;
@@ -447,7 +424,7 @@ END_TEST
 START_TEST(invalid_corpus)
 {
     size_t mlen;
-    char *manifest = slurp(CORPUS "/manifest.tsv", &mlen);
+    char *manifest = testfix_read(CORPUS "/manifest.tsv", &mlen);
     char **names;
     size_t n_files = list_json(CORPUS "/invalid", &names);
     size_t cases = 0;
@@ -475,7 +452,7 @@ START_TEST(invalid_corpus)
         char rel[256];
         size_t len;
         snprintf(rel, sizeof rel, CORPUS "/invalid/%s", f[0]);
-        char *buf = slurp(rel, &len);
+        char *buf = testfix_read(rel, &len);
         jp_event_t *ev = (jp_event_t *)1;
         char err[512] = "";
         jp_err_t rc = jp_event_decode(buf, len, &lim, &ev, err, sizeof err);
@@ -501,7 +478,7 @@ START_TEST(samples_per_type)
         char rel[256];
         size_t len;
         snprintf(rel, sizeof rel, "/config/samples/%s.json", jp_event_type_name(t));
-        char *buf = slurp(rel, &len);
+        char *buf = testfix_read(rel, &len);
         jp_event_t *ev = decode_ok(buf, len, rel);
         ck_assert_int_eq(ev->type, t);
         ck_assert_str_eq(ev->site, "demo");
@@ -515,7 +492,7 @@ END_TEST
 static size_t decode_lines(const char *rel, size_t *total, jp_event_type_t *types, size_t max)
 {
     size_t len, ok = 0;
-    char *buf = slurp(rel, &len);
+    char *buf = testfix_read(rel, &len);
     char *save = NULL;
     *total = 0;
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -723,7 +700,7 @@ END_TEST
 START_TEST(mangled_inputs)
 {
     size_t len;
-    char *buf = slurp(CORPUS "/valid/issue-create-full.json", &len);
+    char *buf = testfix_read(CORPUS "/valid/issue-create-full.json", &len);
     char err[512];
     for (size_t cut = 0; cut < len; cut++) {
         jp_event_t *ev = NULL;
@@ -935,11 +912,4 @@ static Suite *event_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(event_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+JP_CHECK_MAIN(event_suite)

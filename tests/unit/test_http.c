@@ -4,6 +4,7 @@
 #include "jiraprov/http.h"
 
 #include "../lib/testsrv.c"
+#include "../lib/testloop.c"
 
 #include <check.h>
 #include <netinet/in.h>
@@ -13,49 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/check_main.h"
+
 /* ---- loop helpers ----------------------------------------------------- */
-
-typedef struct waiter {
-    int (*cond)(void *);
-    void *arg;
-    int expired;
-} waiter_t;
-
-static void on_guard(uv_timer_t *t)
-{
-    waiter_t *w = t->data;
-    w->expired = 1;
-    uv_stop(t->loop);
-}
-
-/* A callback may satisfy the condition during the timer phase of an
- * iteration; stopping here keeps that iteration from blocking in poll. */
-static void on_prepare(uv_prepare_t *p)
-{
-    waiter_t *w = p->data;
-    if (w->cond && w->cond(w->arg))
-        uv_stop(p->loop);
-}
-
-/* Run the loop until cond(arg) or ms elapsed; returns cond(arg). */
-static int run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, uint64_t ms)
-{
-    waiter_t w = {cond, arg, 0};
-    uv_timer_t guard;
-    uv_prepare_t prep;
-    uv_timer_init(loop, &guard);
-    uv_prepare_init(loop, &prep);
-    guard.data = &w;
-    prep.data = &w;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    uv_prepare_start(&prep, on_prepare);
-    while (!(cond && cond(arg)) && !w.expired)
-        uv_run(loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_close((uv_handle_t *)&prep, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return cond ? cond(arg) : 0;
-}
 
 static void finish_loop(uv_loop_t *loop)
 {
@@ -161,7 +122,7 @@ static void do_request(uv_loop_t *loop, jp_http_t *h, const jp_http_req_t *req, 
     char err[256];
     memset(g, 0, sizeof(*g));
     ck_assert_msg(jp_http_request(h, req, record, g, err, sizeof(err)) == JP_OK, "%s", err);
-    ck_assert(run_until(loop, done1, g, 10000));
+    ck_assert(testloop_run_until(loop, done1, g, 10000));
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -223,7 +184,7 @@ START_TEST(methods_bodies_and_headers)
     ck_assert_int_eq(jp_http_request(h, &req, record, &g, err, sizeof(err)), JP_OK);
     memset(bin, 'X', sizeof(bin));
     url[0] = '\0';
-    ck_assert(run_until(&loop, done1, &g, 10000));
+    ck_assert(testloop_run_until(&loop, done1, &g, 10000));
     ck_assert_int_eq(g.status, 200);
     ck_assert_uint_ge(g.body_len, 5);
     ck_assert(memcmp(g.body + g.body_len - 5, "a\0b\0c", 5) == 0);
@@ -296,7 +257,7 @@ START_TEST(two_thousand_concurrent_requests)
     jp_http_stats_t st;
     jp_http_stats(h, &st);
     ck_assert_uint_eq(st.in_flight, 2000);
-    ck_assert(run_until(&loop, conc_done, &c, 60000));
+    ck_assert(testloop_run_until(&loop, conc_done, &c, 60000));
     double secs = (uv_hrtime() - t0) / 1e9;
     ck_assert_int_eq(c.ok, 2000);
     ck_assert_int_le(testsrv_max_open(srv), 16);
@@ -335,7 +296,7 @@ START_TEST(connection_churn)
         }
         ck_assert_int_eq(jp_http_request(h, &req, conc_cb, &c, err, sizeof(err)), JP_OK);
     }
-    ck_assert(run_until(&loop, conc_done, &c, 60000));
+    ck_assert(testloop_run_until(&loop, conc_done, &c, 60000));
     ck_assert_int_eq(c.ok, 2000);
     ck_assert_int_le(testsrv_max_open(srv), 8);
     ck_assert_int_ge(testsrv_total_conns(srv), 1000); /* really churned */
@@ -628,7 +589,7 @@ START_TEST(cancel_all_calls_back_once)
             jp_http_request(h, &req, i == 0 ? cancel_and_follow : record, &g[i], err, sizeof(err)),
             JP_OK);
     }
-    run_until(&loop, NULL, NULL, 100); /* connected and written by now */
+    testloop_run_until(&loop, NULL, NULL, 100); /* connected and written by now */
     jp_http_cancel_all(h);
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(g[i].calls, 1);
@@ -639,10 +600,10 @@ START_TEST(cancel_all_calls_back_once)
     }
     ck_assert_int_eq(c.reissue_rc, JP_OK);
     /* The request issued from a cancelled callback still runs. */
-    ck_assert(run_until(&loop, done1, &follow, 10000));
+    ck_assert(testloop_run_until(&loop, done1, &follow, 10000));
     ck_assert_int_eq(follow.status, 200);
     ck_assert(!follow.cancelled);
-    run_until(&loop, NULL, NULL, 20);
+    testloop_run_until(&loop, NULL, NULL, 20);
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(g[i].calls, 1);
     jp_http_stats_t st;
@@ -670,7 +631,7 @@ START_TEST(destroy_with_requests_in_flight)
         jp_http_req_t req = {.method = JP_HTTP_GET, .url = url};
         ck_assert_int_eq(jp_http_request(h, &req, record, &g[i], err, sizeof(err)), JP_OK);
     }
-    run_until(&loop, NULL, NULL, 50);
+    testloop_run_until(&loop, NULL, NULL, 50);
     jp_http_destroy(h);
     for (int i = 0; i < 10; i++) { /* before destroy returned */
         ck_assert_int_eq(g[i].calls, 1);
@@ -732,7 +693,7 @@ START_TEST(destroy_from_callback)
         ck_assert_int_eq(jp_http_request(h, &req, destroy_first, &slots[i], err, sizeof(err)),
                          JP_OK);
     }
-    ck_assert(run_until(&loop, dcb_any, &d, 10000));
+    ck_assert(testloop_run_until(&loop, dcb_any, &d, 10000));
     ck_assert_int_eq(d.after_rc, JP_ERR_HTTP); /* refused once closing */
     int completed = 0, cancelled = 0;
     for (int i = 0; i < 8; i++) {
@@ -799,11 +760,4 @@ Suite *http_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(http_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+JP_CHECK_MAIN(http_suite)

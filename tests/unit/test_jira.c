@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+#include "../lib/fixture.h"
+
 /* ---- fixtures and helpers ------------------------------------------------- */
 
 #define SCIM_BASE  "https://api.atlassian.com/scim/directory/dir-1"
@@ -103,22 +106,9 @@ static void expect(jp_http_method_t method, const char *url, const char *cls, co
 
 static char *read_fixture(const char *name, size_t *len)
 {
-    const char *dir = getenv("JP_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/unit/data/jira/%s", dir && *dir ? dir : JP_SOURCE_DIR,
-             name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+    char rel[512];
+    snprintf(rel, sizeof(rel), "/tests/unit/data/jira/%s", name);
+    return testfix_read(rel, len);
 }
 
 static char *repeat(const char *unit, size_t times)
@@ -1703,7 +1693,7 @@ START_TEST(parsers_mutated_fixtures)
 }
 END_TEST
 
-int main(void)
+static Suite *jira_suite(void)
 {
     Suite *s = suite_create("jira");
     TCase *b = tcase_create("builders");
@@ -1760,9 +1750,7 @@ int main(void)
                         (int)(sizeof(fixture_parsers) / sizeof(fixture_parsers[0])));
     suite_add_tcase(s, r);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(jira_suite)

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/check_main.h"
+
 #define MAXP 8 /* partitions per test topic */
 
 /* ------------------------------------------------------------------ the embedded broker */
@@ -999,9 +1001,5 @@ static Suite *kafka_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(kafka_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return jp_check_run(kafka_suite(), CK_ENV);
 }

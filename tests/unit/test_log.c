@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+
 static char *capture(void (*fn)(void))
 {
     char *buf = NULL;
@@ -72,7 +74,7 @@ START_TEST(secrets_are_redacted)
 }
 END_TEST
 
-int main(void)
+static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("core");
@@ -80,9 +82,7 @@ int main(void)
     tcase_add_test(tc, level_filters);
     tcase_add_test(tc, secrets_are_redacted);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(log_suite)

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+#include "../lib/fixture.h"
+
 #define CORE  JP_SCIM_SCHEMA_USER
 #define ENT   JP_SCIM_SCHEMA_ENTERPRISE
 #define PATCH JP_SCIM_SCHEMA_PATCHOP
@@ -50,10 +53,8 @@ static json_t *parse(const char *text)
 
 static json_t *fixture(void)
 {
-    const char *dir = getenv("JP_SOURCE_DIR");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/tests/unit/data/mapping/scim_user.json",
-             dir ? dir : JP_SOURCE_DIR);
+    snprintf(path, sizeof(path), "%s/tests/unit/data/mapping/scim_user.json", testfix_source_dir());
     json_error_t e;
     json_t *j = json_load_file(path, 0, &e);
     ck_assert_msg(j != NULL, "%s: %s", path, e.text);
@@ -1232,11 +1233,4 @@ static Suite *mapping_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(mapping_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+JP_CHECK_MAIN(mapping_suite)

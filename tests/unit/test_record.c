@@ -13,34 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+#include "../lib/fixture.h"
+
 #define NOW      1795338000123LL /* 2026-11-22T09:00:00.123Z */
 #define INSTANCE "worker-a-17"
 #define SAMPLES  "/config/samples/records/"
-
-static const char *source_dir(void)
-{
-    const char *dir = getenv("JP_SOURCE_DIR");
-    return dir && *dir ? dir : JP_SOURCE_DIR;
-}
-
-static char *slurp(const char *rel, size_t *len)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s%s", source_dir(), rel);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    ck_assert_int_ge(size, 0);
-    rewind(f);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    buf[size] = '\0';
-    *len = (size_t)size;
-    return buf;
-}
 
 static jp_event_t *decode_str(const char *json)
 {
@@ -56,7 +34,7 @@ static jp_event_t *sample_event(const char *type)
     char rel[256];
     size_t len;
     snprintf(rel, sizeof rel, "/config/samples/%s.json", type);
-    char *buf = slurp(rel, &len);
+    char *buf = testfix_read(rel, &len);
     jp_event_t *ev = decode_str(buf);
     free(buf);
     return ev;
@@ -174,7 +152,7 @@ static void deadletters_set(lines_t *out)
 
     /* A decoded event that failed for good after retries. */
     size_t len;
-    char *raw = slurp("/config/samples/issue.transition.json", &len);
+    char *raw = testfix_read("/config/samples/issue.transition.json", &len);
     jp_event_t *ev = decode_str(raw);
     json_t *hist = json_pack("[{s:I,s:s,s:i},{s:I,s:s,s:i}]", "at", (json_int_t)(NOW - 60000),
                              "reason", "http_503", "status", 503, "at", (json_int_t)(NOW - 1000),
@@ -268,7 +246,7 @@ static void check_samples(const char *name, lines_t *l)
     snprintf(rel, sizeof rel, SAMPLES "%s", name);
     const char *upd = getenv("JP_UPDATE_RECORD_SAMPLES");
     if (upd && !strcmp(upd, "1")) {
-        snprintf(path, sizeof path, "%s%s", source_dir(), rel);
+        snprintf(path, sizeof path, "%s%s", testfix_source_dir(), rel);
         FILE *f = fopen(path, "wb");
         ck_assert_msg(f != NULL, "cannot write %s", path);
         for (size_t i = 0; i < l->n; i++)
@@ -277,7 +255,7 @@ static void check_samples(const char *name, lines_t *l)
         return;
     }
     size_t len;
-    char *want = slurp(rel, &len);
+    char *want = testfix_read(rel, &len);
     char *line = want;
     for (size_t i = 0; i < l->n; i++) {
         char *nl = strchr(line, '\n');
@@ -574,9 +552,5 @@ static Suite *suite(void)
 int main(void)
 {
     jp_log_set_level(JP_LOG_ERROR);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return jp_check_run(suite(), CK_NORMAL);
 }

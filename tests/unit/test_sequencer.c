@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib/check_main.h"
+
 /* ---- helpers ---------------------------------------------------------- */
 
 typedef struct item {
@@ -1284,7 +1286,7 @@ START_TEST(micro_benchmark)
 }
 END_TEST
 
-int main(void)
+static Suite *sequencer_suite(void)
 {
     Suite *s = suite_create("sequencer");
     TCase *tc = tcase_create("core");
@@ -1310,9 +1312,7 @@ int main(void)
     tcase_add_test(big, randomized_model);
     tcase_add_test(big, micro_benchmark);
     suite_add_tcase(s, big);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+JP_CHECK_MAIN(sequencer_suite)

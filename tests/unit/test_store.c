@@ -5,6 +5,7 @@
 #include "jiraprov/store.h"
 
 #include "../lib/testredis.c"
+#include "../lib/testloop.c"
 
 #include <check.h>
 #include <openssl/evp.h>
@@ -12,55 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check_main.h"
+
 #define PREFIX "jp-test:"
 #define TTL    600
 
 /* ---- loop helpers ----------------------------------------------------- */
-
-typedef struct waiter {
-    int (*cond)(void *);
-    void *arg;
-    int expired;
-} waiter_t;
-
-static void on_guard(uv_timer_t *t)
-{
-    waiter_t *w = t->data;
-    w->expired = 1;
-    uv_stop(t->loop);
-}
-
-static void on_check(uv_prepare_t *p)
-{
-    waiter_t *w = p->data;
-    if (w->cond && w->cond(w->arg))
-        uv_stop(p->loop);
-}
-
-/* Runs the loop until cond(arg) or ms elapsed; returns cond(arg). */
-static int run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, uint64_t ms)
-{
-    waiter_t w = {cond, arg, 0};
-    uv_timer_t guard;
-    uv_prepare_t prep;
-    uv_timer_init(loop, &guard);
-    uv_prepare_init(loop, &prep);
-    guard.data = &w;
-    prep.data = &w;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    uv_prepare_start(&prep, on_check);
-    while (!(cond && cond(arg)) && !w.expired)
-        uv_run(loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_close((uv_handle_t *)&prep, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return cond ? cond(arg) : 0;
-}
-
-static void run_for(uv_loop_t *loop, uint64_t ms)
-{
-    run_until(loop, NULL, NULL, ms);
-}
 
 static void on_state(void *opaque, int connected)
 {
@@ -122,7 +80,7 @@ static void env_open(env_t *e, unsigned timeout_ms)
     memset(e, 0, sizeof(*e));
     uv_loop_init(&e->loop);
     e->redis = new_client(&e->loop, &e->up, timeout_ms);
-    ck_assert_msg(run_until(&e->loop, is_up, &e->up, 3000), "not connected: %s",
+    ck_assert_msg(testloop_run_until(&e->loop, is_up, &e->up, 3000), "not connected: %s",
                   jp_redis_last_error(e->redis));
     char err[256];
     e->store = jp_store_new(e->redis, PREFIX, TTL, err, sizeof(err));
@@ -180,7 +138,7 @@ static raw_t raw_argv(env_t *e, int argc, const char **argv, const size_t *lens)
     char err[256];
     ck_assert_int_eq(jp_redis_commandargv(e->redis, raw_cb, &x, argc, argv, lens, err, sizeof(err)),
                      JP_OK);
-    ck_assert(run_until(&e->loop, raw_done, &x, 3000));
+    ck_assert(testloop_run_until(&e->loop, raw_done, &x, 3000));
     return x;
 }
 
@@ -266,7 +224,7 @@ static int got1(void *arg)
 /* Waits for one callback into g (reset first by the caller's macro). */
 #define WAIT(e, g)                                                                                 \
     do {                                                                                           \
-        ck_assert(run_until(&(e)->loop, got1, &(g), 3000));                                        \
+        ck_assert(testloop_run_until(&(e)->loop, got1, &(g), 3000));                               \
         ck_assert_int_eq((g).calls, 1);                                                            \
     } while (0)
 
@@ -532,7 +490,7 @@ START_TEST(cache_set_get_del)
     ck_assert_int_eq(g.err, JP_ERR_INVALID);
     ck_assert_ptr_null(g.value);
 
-    run_for(&e.loop, 20);
+    testloop_run_for(&e.loop, 20);
     ck_assert_int_eq(g.calls, 1);
     got_free(&g);
     json_decref(v);
@@ -666,7 +624,7 @@ START_TEST(attempts_concurrent)
     env_open(&e, 5000);
     int up2 = 0;
     jp_redis_t *r2 = new_client(&e.loop, &up2, 5000);
-    ck_assert(run_until(&e.loop, is_up, &up2, 3000));
+    ck_assert(testloop_run_until(&e.loop, is_up, &up2, 3000));
     char err[256];
     jp_store_t *s2 = jp_store_new(r2, PREFIX, TTL, err, sizeof(err));
     ck_assert_ptr_nonnull(s2);
@@ -676,7 +634,7 @@ START_TEST(attempts_concurrent)
         ck_assert_int_eq(jp_store_record_attempt(i % 2 ? s2 : e.store, "evt-c", 1000 + i, 5000,
                                                  "http_429", 429, got_attempts, &m->g[i]),
                          JP_OK);
-    ck_assert(run_until(&e.loop, many_done, m, 10000));
+    ck_assert(testloop_run_until(&e.loop, many_done, m, 10000));
     int seen[101] = {0};
     for (int i = 0; i < 100; i++) {
         ck_assert_int_eq(m->g[i].calls, 1);
@@ -742,7 +700,7 @@ START_TEST(redis_down_fails_fast)
     assert_all_refused(s, &g);
 
     /* After Redis went away. */
-    ck_assert(run_until(&loop, is_up, &up, 3000));
+    ck_assert(testloop_run_until(&loop, is_up, &up, 3000));
     /* Let the script load finish first: a server killed with unread input
      * resets the connection, and hiredis 0.14's libuv adapter ignores poll
      * errors, so the client would only notice at the next command timeout
@@ -752,11 +710,12 @@ START_TEST(redis_down_fails_fast)
     const char *argv[] = {"PING"};
     ck_assert_int_eq(jp_redis_commandargv(r, raw_cb, &ping, 1, argv, NULL, err, sizeof(err)),
                      JP_OK);
-    ck_assert(run_until(&loop, raw_done, &ping, 3000));
+    ck_assert(testloop_run_until(&loop, raw_done, &ping, 3000));
     testredis_kill(&srv);
-    ck_assert_msg(run_until(&loop, is_down, &up, 2000), "still up: %s", jp_redis_last_error(r));
+    ck_assert_msg(testloop_run_until(&loop, is_down, &up, 2000), "still up: %s",
+                  jp_redis_last_error(r));
     assert_all_refused(s, &g);
-    run_for(&loop, 100);
+    testloop_run_for(&loop, 100);
     ck_assert_int_eq(g.calls, 0); /* no callback, ever */
 
     jp_store_destroy(s);
@@ -790,13 +749,13 @@ START_TEST(redis_killed_mid_call)
     ck_assert_int_eq(jp_store_get_attempts(e.store, "e", got_attempts, &g[4]), JP_OK);
     ck_assert_int_eq(jp_store_record_attempt(e.store, "e", 1, 2, "x", 0, got_attempts, &g[5]),
                      JP_OK);
-    run_for(&e.loop, 50); /* let them reach the server */
+    testloop_run_for(&e.loop, 50); /* let them reach the server */
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(g[i].calls, 0);
     testredis_kill(&srv);
 
     for (int i = 0; i < 6; i++) {
-        ck_assert_msg(run_until(&e.loop, got1, &g[i], 3000), "callback %d never came", i);
+        ck_assert_msg(testloop_run_until(&e.loop, got1, &g[i], 3000), "callback %d never came", i);
         ck_assert_int_eq(g[i].err, JP_ERR_REDIS);
         ck_assert_msg(strncmp(g[i].errstr, "store: ", 7) == 0, "%s", g[i].errstr);
     }
@@ -804,8 +763,8 @@ START_TEST(redis_killed_mid_call)
     ck_assert_ptr_null(g[2].value);
     ck_assert_ptr_null(g[4].attempts);
     ck_assert_ptr_null(g[5].attempts);
-    ck_assert(run_until(&e.loop, is_down, &e.up, 1000));
-    run_for(&e.loop, 100);
+    ck_assert(testloop_run_until(&e.loop, is_down, &e.up, 1000));
+    testloop_run_for(&e.loop, 100);
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(g[i].calls, 1); /* exactly once */
     ck_assert_int_eq(sleeper.calls, 1);
@@ -828,8 +787,8 @@ START_TEST(destroy_with_requests_in_flight)
                      JP_OK);
     jp_store_destroy(e.store);
     e.store = NULL;
-    ck_assert(run_until(&e.loop, got1, &g, 3000));
-    ck_assert(run_until(&e.loop, got1, &h, 3000));
+    ck_assert(testloop_run_until(&e.loop, got1, &g, 3000));
+    ck_assert(testloop_run_until(&e.loop, got1, &h, 3000));
     ck_assert_int_eq(g.err, JP_OK);
     ck_assert_ptr_null(g.outcome);
     ck_assert_int_eq(h.attempts->attempts, 1);
@@ -892,11 +851,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+JP_CHECK_MAIN(suite)
