@@ -178,6 +178,39 @@ def main():
         check("replay worker drains and exits 0 on SIGTERM", replay.wait(timeout=60) == 0)
         replay = None
 
+        # ---- 2b. Redis wiped, then the history replayed again: Jira converges to the same
+        # state and no user or issue exists twice (creates look Jira up first).
+        def snapshot():
+            st = emulator(env, "/state")
+            users = sorted((u.get("userName"), u.get("active"), bool(u.get("scim")))
+                           for u in st["users"])
+            issues = sorted((i["key"], i["status"], tuple(sorted(i.get("labels", []))))
+                            for i in st["jira"]["issues"])
+            return users, issues
+        state_before = snapshot()
+        subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "FLUSHALL"], check=True,
+                       capture_output=True, timeout=10)
+        wiped_cfg = re.sub(r'(?m)^(\s*group:).*$', r'\1 "after-wipe"', cfg)
+        with open(replay_cfg, "w") as f:
+            f.write(wiped_cfg)
+        replay = subprocess.Popen([WORKER, "--config", replay_cfg],
+                                  stderr=open(os.path.join(tmp, "wiped.log"), "w"))
+        wait_for("every demo event answered a third time",
+                 lambda: (r := results_by_id(env)) and all(len(r.get(i, [])) >= 3 for i in ids),
+                 timeout=90)
+        users, issues = snapshot()
+        names = [u[0] for u in users]
+        refs = [lb for i in issues for lb in i[2] if lb.startswith("idhub-ref-")]
+        check("after a Redis wipe and a replay no user exists twice",
+              len(names) == len(set(names)), names)
+        check("after a Redis wipe and a replay no issue exists twice",
+              len(refs) == len(set(refs)), refs)
+        check("after a Redis wipe and a replay Jira holds the same state",
+              (users, issues) == state_before, ((users, issues), state_before))
+        replay.terminate()
+        check("the after-wipe worker exits 0", replay.wait(timeout=60) == 0)
+        replay = None
+
         # ---- 3. malformed events go to the dead-letter topic; the partition moves on --
         produce_raw(env, "mal-1", "this is not json")
         produce_raw(env, "mal-1", json.dumps(event(1, "account.rename", "mal-1", {"login": "m"})))
