@@ -15,22 +15,38 @@
  *    inside a reply callback hiredis defers the free itself.
  *  - jp_redis_t memory is released by the close callbacks of its two uv
  *    timers, i.e. after the current loop callback stack has unwound, so late
- *    hiredis callbacks of a context being freed still find it. */
+ *    hiredis callbacks of a context being freed still find it.
+ *
+ * hiredis is driven by our own libuv glue (the "watch" section), not by the
+ * adapter shipped with hiredis 0.14: that adapter drops poll errors, and a
+ * connection reset by the server (Redis killed with our commands still
+ * unread) arrives as exactly that, after which libuv stops watching the
+ * socket and the connection would look alive until a command timed out. */
 #include "jiraprov/redis.h"
 #include "jiraprov/log.h"
 
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define COMP "redis"
+
+/* TCP keepalive on every TCP connection: an idle connection to a peer that
+ * vanished without a FIN/RST (partition, host power loss) is declared dead
+ * after about IDLE + INTVL * CNT seconds. With commands in flight the
+ * command timeout is what notices. Kept in step with redis.h. */
+#define KEEPALIVE_IDLE_S  15
+#define KEEPALIVE_INTVL_S 5
+#define KEEPALIVE_CNT     3
 
 enum conn_state { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_READY };
 
@@ -228,6 +244,125 @@ static void fail_all(jp_redis_t *r, int by_timeout, const char *why)
     }
 }
 
+/* ---- hiredis on the libuv loop ------------------------------------------
+ *
+ * hiredis asks for read/write interest through ac->ev; one uv_poll_t per
+ * context watches the socket. The watch outlives the context by one close
+ * callback: hiredis calls watch_cleanup while freeing the context, which
+ * detaches it (ac = NULL) and closes the poll handle. */
+
+typedef struct watch {
+    redisAsyncContext *ac; /* NULL once hiredis has let go of the context */
+    uv_poll_t poll;
+    int events; /* UV_READABLE | UV_WRITABLE, as hiredis last asked */
+} watch_t;
+
+static void watch_on_poll(uv_poll_t *h, int status, int events)
+{
+    watch_t *w = h->data;
+    if (w->ac == NULL)
+        return;
+    if (status < 0) {
+        /* A socket error (reset, refused connect, keepalive timeout); libuv
+         * has already stopped watching. Reading lets hiredis find the error
+         * itself: it fails the connect, or reads any replies still buffered
+         * (then re-arms, and the next event reads on) and finally the error
+         * or EOF, and disconnects. Never write on a failed socket. */
+        redisAsyncHandleRead(w->ac);
+        return;
+    }
+    if (events & UV_READABLE)
+        redisAsyncHandleRead(w->ac);
+    if (w->ac != NULL && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(w->ac);
+}
+
+/* Always restarts the poll, even when the interest is unchanged: after a
+ * poll error libuv has stopped it behind our back. */
+static void watch_apply(watch_t *w)
+{
+    if (w->events != 0)
+        (void)uv_poll_start(&w->poll, w->events, watch_on_poll);
+    else
+        (void)uv_poll_stop(&w->poll);
+}
+
+static void watch_add_read(void *privdata)
+{
+    watch_t *w = privdata;
+    w->events |= UV_READABLE;
+    watch_apply(w);
+}
+
+static void watch_del_read(void *privdata)
+{
+    watch_t *w = privdata;
+    w->events &= ~UV_READABLE;
+    watch_apply(w);
+}
+
+static void watch_add_write(void *privdata)
+{
+    watch_t *w = privdata;
+    w->events |= UV_WRITABLE;
+    watch_apply(w);
+}
+
+static void watch_del_write(void *privdata)
+{
+    watch_t *w = privdata;
+    w->events &= ~UV_WRITABLE;
+    watch_apply(w);
+}
+
+static void watch_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void watch_cleanup(void *privdata)
+{
+    watch_t *w = privdata;
+    w->ac = NULL;
+    uv_close((uv_handle_t *)&w->poll, watch_closed);
+}
+
+/* Hooks are installed only once the watch exists, so a failure leaves the
+ * context free of them (redisAsyncFree is then safe). */
+static int watch_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data != NULL)
+        return -1;
+    watch_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -1;
+    if (uv_poll_init(loop, &w->poll, ac->c.fd) != 0) {
+        free(w);
+        return -1;
+    }
+    w->ac = ac;
+    w->poll.data = w;
+    ac->ev.data = w;
+    ac->ev.addRead = watch_add_read;
+    ac->ev.delRead = watch_del_read;
+    ac->ev.addWrite = watch_add_write;
+    ac->ev.delWrite = watch_del_write;
+    ac->ev.cleanup = watch_cleanup;
+    return 0;
+}
+
+/* Best effort: without keepalive only a command timeout would notice a
+ * silent peer, so a failure is logged and the connection used anyway. */
+static void enable_keepalive(jp_redis_t *r, int fd)
+{
+    int on = 1, idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0)
+        jp_warn(COMP, "%s: cannot enable TCP keepalive: %s", r->where, strerror(errno));
+}
+
 /* ---- connection state --------------------------------------------------- */
 
 static void schedule_reconnect(jp_redis_t *r)
@@ -398,6 +533,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
         return;
     }
     r->state = ST_HANDSHAKE;
+    if (r->unix_path == NULL)
+        enable_keepalive(r, ac->c.fd);
     if (send_handshake(r) != 0) {
         /* Cannot free the context here: let the timer drop it. */
         uv_timer_start(&r->conn_timer, on_conn_timer, 0, 0);
@@ -431,10 +568,7 @@ static void start_connect(jp_redis_t *r)
         connect_failed_now(r);
         return;
     }
-    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
-        /* The adapter installs its cleanup before it can fail; without its
-         * state that cleanup would crash. */
-        ac->ev.cleanup = NULL;
+    if (watch_attach(ac, r->loop) != 0) {
         set_last_error(r, "connect failed: cannot watch the socket");
         redisAsyncFree(ac);
         connect_failed_now(r);

@@ -1,5 +1,6 @@
 /* Asynchronous Redis client on the worker's libuv loop (hiredis 0.14 async
- * API with its libuv adapter).
+ * API, driven by the client's own libuv glue rather than hiredis's adapter,
+ * which ignores socket errors).
  *
  * One jp_redis_t is one TCP (or unix socket) connection, shared by every
  * module of a worker process; many worker processes share the Redis server.
@@ -13,6 +14,18 @@
  *   set, SELECT if db != 0, PING) before it counts as connected, then loads
  *   the registered Lua scripts. Callers wait for on_state(opaque, 1) before
  *   issuing work.
+ *
+ * Detecting a dead server
+ *   A connection closed or reset by the server (Redis shut down or killed,
+ *   even with our commands unread) is seen as soon as the socket reports
+ *   it: on_state(0) follows at once and pending commands fail with
+ *   JP_ERR_REDIS, without waiting for the command timeout. A refused
+ *   connect likewise fails its attempt at once. A server that goes silent
+ *   (network partition, host lost) is noticed by the command timeout while
+ *   commands are pending, and by TCP keepalive while idle: TCP connections
+ *   probe after 15 s of silence, every 5 s, and give up after 3 unanswered
+ *   probes (about 30 s). A frozen but running Redis host still answers the
+ *   probes: only a command timeout notices it.
  *
  * Commands
  *   jp_redis_command*() and jp_redis_evalsha() return JP_OK when the command

@@ -7,6 +7,8 @@
 #include "../lib/testredis.c"
 
 #include <check.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,7 +441,9 @@ START_TEST(server_killed_and_restarted)
     run_for(&loop, 150); /* a few failed reconnect attempts */
     ck_assert_int_eq(never.calls, 0);
     ck_assert_int_eq(st.downs, 1); /* failed attempts are not transitions */
-    ck_assert_ptr_nonnull(strstr(jp_redis_last_error(r), "connect"));
+    /* Refused at once, not after the connect timeout. */
+    ck_assert_msg(strstr(jp_redis_last_error(r), "connect failed") != NULL, "%s",
+                  jp_redis_last_error(r));
 
     /* Same port again: reconnects, on_state(1), works, scripts reloaded. */
     ck_assert_int_eq(testredis_start(&srv, 0), 0);
@@ -463,6 +467,159 @@ START_TEST(server_killed_and_restarted)
     ck_assert_uint_ge(s.connect_failures, 1);
     ck_assert_uint_ge(s.failures, N);
 
+    jp_redis_destroy(r);
+    finish_loop(&loop);
+}
+END_TEST
+
+/* Bytes the server has not read yet on its accepted connection(s), from
+ * /proc/net/tcp (Redis binds 127.0.0.1, so IPv4 only); -1 if unreadable. */
+static long server_unread_bytes(int port)
+{
+    FILE *f = fopen("/proc/net/tcp", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    long unread = 0;
+    if (fgets(line, sizeof(line), f) == NULL) { /* header */
+        fclose(f);
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned lport, rport, state;
+        unsigned long txq, rxq;
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &state, &txq, &rxq) != 5)
+            continue;
+        if ((int)lport == port && state == 1 /* ESTABLISHED */)
+            unread += (long)rxq;
+    }
+    fclose(f);
+    return unread;
+}
+
+static int server_has_unread(void *arg)
+{
+    return server_unread_bytes(*(int *)arg) > 0;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Redis killed while it holds unread input from us: its kernel answers with
+ * a RST, which libuv reports as a poll error (not as readability). The
+ * client must treat that as a disconnect at once, not wait for the command
+ * timeout. */
+START_TEST(reset_with_unread_input_is_a_prompt_disconnect)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    states_t st = {0};
+    jp_redis_opts_t o = base_opts(&st);
+    o.command_timeout_ms = 10000; /* a pass can never be a timeout */
+    jp_redis_t *r = connect_client(&loop, &st, &o);
+    char err[256];
+    result_t ok;
+    SYNC_CMD(&loop, r, ok, "SET before %s", "kill");
+    ck_assert_int_eq(ok.err, JP_OK);
+
+    /* Freeze Redis, then pipeline ~2 MB it will never read. */
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    enum { N = 2000 };
+    static char value[1024];
+    memset(value, 'v', sizeof(value) - 1);
+    result_t *res = calloc(N, sizeof(*res));
+    ck_assert_ptr_nonnull(res);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(
+            jp_redis_command(r, record, &res[i], err, sizeof(err), "SET burst%d %s", i, value),
+            JP_OK);
+    /* Wait until the server's kernel holds part of it (a tick keeps the loop
+     * iterating once the socket buffers are full). */
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, on_tick, 5, 5);
+    ck_assert_msg(run_until(&loop, server_has_unread, &srv.port, 3000),
+                  "server never had unread input (%ld)", server_unread_bytes(srv.port));
+    uv_close((uv_handle_t *)&tick, NULL);
+
+    uint64_t t0 = uv_hrtime();
+    testredis_kill(&srv); /* SIGKILL by PID (a stopped process dies too) */
+    ck_assert_msg(wait_states(&loop, &st, 1, 1, 1000), "no on_state(0) within 1 s; last error: %s",
+                  jp_redis_last_error(r));
+    uint64_t detect_ms = (uv_hrtime() - t0) / 1000000;
+    batch_t b = {res, N};
+    ck_assert(run_until(&loop, all_done, &b, 1000));
+    ck_assert(!jp_redis_connected(r));
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(res[i].calls, 1);
+        ck_assert_int_eq(res[i].err, JP_ERR_REDIS);
+        ck_assert(!res[i].has_reply);
+    }
+    ck_assert_msg(strstr(res[0].str, "connection") != NULL, "%s", res[0].str);
+    jp_redis_stats_t s;
+    jp_redis_stats(r, &s);
+    ck_assert_uint_eq(s.timeouts, 0);
+    ck_assert_uint_eq(s.disconnects, 1);
+    ck_assert_uint_eq(s.pending, 0);
+    fprintf(stderr, "reset_with_unread_input: on_state(0) %llu ms after SIGKILL\n",
+            (unsigned long long)detect_ms);
+
+    /* Redis back on the same port: on_state(1), and it works. */
+    ck_assert_int_eq(testredis_start(&srv, 0), 0);
+    ck_assert_msg(wait_states(&loop, &st, 2, 1, 5000), "no reconnect: %s", jp_redis_last_error(r));
+    SYNC_CMD(&loop, r, ok, "SET after %s", "restart");
+    ck_assert_int_eq(ok.err, JP_OK);
+    SYNC_CMD(&loop, r, ok, "GET after");
+    ck_assert_str_eq(ok.str, "restart");
+
+    run_for(&loop, 50);
+    for (int i = 0; i < N; i++) /* never twice */
+        ck_assert_int_eq(res[i].calls, 1);
+    ck_assert_int_eq(st.downs, 1);
+    free(res);
+    jp_redis_destroy(r);
+    finish_loop(&loop);
+}
+END_TEST
+
+/* The client's socket to the test server, found among our descriptors. */
+static int client_socket_to(int port)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in a;
+        socklen_t len = sizeof(a);
+        if (getpeername(fd, (struct sockaddr *)&a, &len) == 0 && a.sin_family == AF_INET &&
+            ntohs(a.sin_port) == port)
+            return fd;
+    }
+    return -1;
+}
+
+static int sockopt_int(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    ck_assert_int_eq(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+/* Idle connections are probed, so a peer that vanished silently is noticed
+ * (values documented in redis.h). */
+START_TEST(tcp_keepalive_enabled)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    states_t st = {0};
+    jp_redis_opts_t o = base_opts(&st);
+    jp_redis_t *r = connect_client(&loop, &st, &o);
+    int fd = client_socket_to(srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(sockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    ck_assert_int_eq(sockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE), 15);
+    ck_assert_int_eq(sockopt_int(fd, IPPROTO_TCP, TCP_KEEPINTVL), 5);
+    ck_assert_int_eq(sockopt_int(fd, IPPROTO_TCP, TCP_KEEPCNT), 3);
     jp_redis_destroy(r);
     finish_loop(&loop);
 }
@@ -922,6 +1079,32 @@ START_TEST(unreachable_targets)
 }
 END_TEST
 
+/* A refused connect is reported by the socket as an error, not as
+ * writability: it must fail the attempt at once, not after the connect
+ * timeout. */
+START_TEST(refused_connect_fails_fast)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256];
+    jp_redis_opts_t o = {0};
+    o.port = testredis_free_port(); /* nothing listens there */
+    ck_assert_int_gt(o.port, 0);
+    o.connect_timeout_ms = 10000;
+    o.backoff_min_ms = 10;
+    o.backoff_max_ms = 20;
+    jp_redis_t *r = jp_redis_new(&loop, &o, err, sizeof(err));
+    ck_assert_ptr_nonnull(r);
+    failcount_t f = {r, 3};
+    ck_assert_msg(run_until(&loop, failures_at_least, &f, 2000), "last error: %s",
+                  jp_redis_last_error(r));
+    ck_assert_msg(strstr(jp_redis_last_error(r), "refused") != NULL, "%s", jp_redis_last_error(r));
+    ck_assert(!jp_redis_connected(r));
+    jp_redis_destroy(r);
+    finish_loop(&loop);
+}
+END_TEST
+
 START_TEST(invalid_options)
 {
     uv_loop_t loop;
@@ -950,6 +1133,8 @@ Suite *redis_suite(void)
     tcase_add_test(tc, pipelined_incr);
     tcase_add_test(tc, command_timeout_resets_connection);
     tcase_add_test(tc, server_killed_and_restarted);
+    tcase_add_test(tc, reset_with_unread_input_is_a_prompt_disconnect);
+    tcase_add_test(tc, tcp_keepalive_enabled);
     tcase_add_test(tc, evalsha_falls_back_after_script_flush);
     tcase_add_test(tc, destroy_fails_pending_once);
     tcase_add_test(tc, destroy_from_callbacks);
@@ -972,6 +1157,7 @@ Suite *redis_suite(void)
     tcase_add_test(pure, url_parser);
     tcase_add_test(pure, invalid_options);
     tcase_add_test(pure, unreachable_targets);
+    tcase_add_test(pure, refused_connect_fails_fast);
     suite_add_tcase(s, pure);
     return s;
 }
