@@ -62,6 +62,9 @@ typedef struct emu_routedef {
     uint64_t bucket_gen;
     emu_status_count_t st[EMU_MAX_STATUS];
     size_t nst;
+    /* Size of this route's last encoded body plus one: the first allocation
+     * for the next one. Read and written without the lock (atomically). */
+    size_t body_hint;
 } emu_routedef_t;
 
 typedef enum emu_stage {
@@ -80,6 +83,12 @@ struct emu_resp {
     unsigned status;
     char *body; /* owned, may be NULL */
     size_t len;
+    /* A JSON body not yet encoded (owned): emu_resp_json() keeps the tree
+     * here when `defer` allows it and the tree shares no node with anything
+     * else, and the framework encodes and frees it after dropping the global
+     * lock. */
+    json_t *json;
+    bool defer;
     const char *ctype; /* static string, or points into hdrs */
     emu_hdr_t hdrs[EMU_MAX_HEADERS];
     size_t nhdrs;
@@ -196,6 +205,20 @@ void emu_counters_reset(emu_t *emu);
 json_t *emu_counters_dump(emu_t *emu);
 void emu_count_request(emu_t *emu, emu_routedef_t *rd, const char *method, unsigned status);
 void emu_seqs_clear(emu_t *emu);
+
+/* emu_json.c */
+/* Encodes v like json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) into a
+ * malloc'd NUL-terminated buffer (hint: expected size, 0 if unknown) and sets
+ * *len. NULL when out of memory or when v holds something it does not encode
+ * exactly like jansson (invalid UTF-8, very deep nesting). */
+char *emu_json_encode(const json_t *v, size_t hint, size_t *len);
+/* True when no node of v is referenced from anywhere but v itself (every
+ * reference count is 1, apart from the immortal true/false/null), so nothing
+ * else can change or free any part of it. */
+bool emu_json_exclusive(const json_t *v);
+/* Installs a per-thread cache of small blocks as jansson's allocator (a
+ * no-op in sanitizer builds). Blocks stay ordinary malloc blocks. */
+void emu_json_alloc_init(void);
 
 /* map.c */
 /* (public API in emu.h) */

@@ -1,6 +1,7 @@
 /* jira_api.c - the Jira REST v3 module's hooks (emu.h) and shared JSON shapes. */
 #include "jira.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,18 +100,84 @@ size_t jira_split_list(char *buf, const char **out, size_t max)
 
 /* ---- JSON shapes ------------------------------------------------------------------------ */
 
+/* The shapes below are built on every GET of an issue or a user, so they
+ * avoid json_pack (a format parser per call), snprintf (several times the
+ * cost of the copies it does) and UTF-8 checks of text that is ASCII. Keys
+ * are literals, hence the _nocheck setters. */
+
+/* Appends the NULL-terminated strings of ap to buf[len..], truncating like
+ * snprintf; returns the new length. */
+static size_t jira_vcat(char *buf, size_t n, size_t len, va_list ap)
+{
+    for (const char *part = va_arg(ap, const char *); part; part = va_arg(ap, const char *)) {
+        size_t l = strlen(part);
+        if (l > n - 1 - len)
+            l = n - 1 - len;
+        memcpy(buf + len, part, l);
+        len += l;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* Concatenates the NULL-terminated argument strings into buf (n > 0). */
+static size_t jira_cat(char *buf, size_t n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    size_t len = jira_vcat(buf, n, 0, ap);
+    va_end(ap);
+    return len;
+}
+
+/* String node; skips jansson's UTF-8 check when the text is plain ASCII
+ * (always valid), and lets it check anything else. */
+static json_t *jira_strn(const char *v, size_t len)
+{
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)v[i] >= 0x80)
+            return json_stringn(v, len);
+    }
+    return json_stringn_nocheck(v, len);
+}
+
+static json_t *jira_str(const char *v)
+{
+    return v ? jira_strn(v, strlen(v)) : NULL;
+}
+
+static void jira_put(json_t *o, const char *key, json_t *v)
+{
+    json_object_set_new_nocheck(o, key, v);
+}
+
+/* URL node: the base URL, then the NULL-terminated argument strings. */
+static json_t *jira_url(emu_t *emu, ...)
+{
+    char buf[512];
+    size_t len = jira_cat(buf, sizeof(buf), emu_base_url(emu), (const char *)NULL);
+    va_list ap;
+    va_start(ap, emu);
+    len = jira_vcat(buf, sizeof(buf), len, ap);
+    va_end(ap);
+    return jira_strn(buf, len);
+}
+
 void jira_avatars(emu_t *emu, json_t *o, const char *kind, const char *id)
 {
     static const char *const sizes[][2] = {
         {"48x48", "48"}, {"24x24", "24"}, {"16x16", "16"}, {"32x32", "32"}};
+    const char *param = strcmp(kind, "user") == 0 ? "&accountId=" : "&pid=";
     json_t *av = json_object();
     for (size_t i = 0; i < 4; i++) {
         char url[512];
-        snprintf(url, sizeof(url), "%s/secure/%savatar?size=%s&%s=%s", emu_base_url(emu), kind,
-                 sizes[i][1], strcmp(kind, "user") == 0 ? "accountId" : "pid", id);
-        json_object_set_new(av, sizes[i][0], json_string(url));
+        size_t n = jira_cat(url, sizeof(url), emu_base_url(emu), "/secure/", kind,
+                            "avatar?size=", sizes[i][1], param, id, (const char *)NULL);
+        jira_put(av, sizes[i][0], jira_strn(url, n));
     }
-    json_object_set_new(o, "avatarUrls", av);
+    jira_put(o, "avatarUrls", av);
 }
 
 static const char *jira_display_name(const emu_user_t *u)
@@ -125,36 +192,42 @@ static const char *jira_display_name(const emu_user_t *u)
 json_t *jira_user_json(emu_t *emu, const emu_user_t *u, int mode)
 {
     char self[256];
-    snprintf(self, sizeof(self), "%s" JIRA_API "/user?accountId=%s", emu_base_url(emu),
-             u->account_id);
-    json_t *o = json_pack("{s:s,s:s,s:s}", "self", self, "accountId", u->account_id, "accountType",
-                          u->account_type ? u->account_type : "atlassian");
+    size_t n = jira_cat(self, sizeof(self), emu_base_url(emu),
+                        JIRA_API "/user?accountId=", u->account_id, (const char *)NULL);
+    json_t *o = json_object();
     if (!o)
         return NULL;
+    jira_put(o, "self", jira_strn(self, n));
+    jira_put(o, "accountId", jira_str(u->account_id));
+    jira_put(o, "accountType", jira_str(u->account_type ? u->account_type : "atlassian"));
     if (u->email)
-        json_object_set_new(o, "emailAddress", json_string(u->email));
+        jira_put(o, "emailAddress", jira_str(u->email));
     jira_avatars(emu, o, "user", u->account_id);
-    json_object_set_new(o, "displayName", json_string(jira_display_name(u)));
-    json_object_set_new(o, "active", json_boolean(u->active && jira_user_visible(u)));
-    json_object_set_new(o, "timeZone", json_string(u->timezone ? u->timezone : "Etc/UTC"));
+    jira_put(o, "displayName", jira_str(jira_display_name(u)));
+    jira_put(o, "active", json_boolean(u->active && jira_user_visible(u)));
+    jira_put(o, "timeZone", jira_str(u->timezone ? u->timezone : "Etc/UTC"));
     if (mode == JIRA_USER_DETAILS)
         return o;
-    json_object_set_new(o, "locale", json_string(u->locale ? u->locale : "en_US"));
+    jira_put(o, "locale", jira_str(u->locale ? u->locale : "en_US"));
     if (mode >= JIRA_USER_FULL) {
         int expand_groups = mode == JIRA_USER_EXPANDED;
         json_t *items = json_array();
         for (size_t i = 0; expand_groups && i < u->ngroups; i++)
             json_array_append_new(items, jira_group_name_json(emu, u->groups[i]));
-        json_object_set_new(o, "groups",
-                            json_pack("{s:I,s:o}", "size", (json_int_t)u->ngroups, "items", items));
+        json_t *groups = json_object();
+        jira_put(groups, "size", json_integer((json_int_t)u->ngroups));
+        jira_put(groups, "items", items);
+        jira_put(o, "groups", groups);
         int access = (u->flags & EMU_USER_JIRA) != 0;
         json_t *roles = json_array();
         if (access && expand_groups)
             json_array_append_new(
                 roles, json_pack("{s:s,s:s}", "key", "jira-software", "name", "Jira Software"));
-        json_object_set_new(o, "applicationRoles",
-                            json_pack("{s:i,s:o}", "size", access, "items", roles));
-        json_object_set_new(o, "expand", json_string("groups,applicationRoles"));
+        json_t *app = json_object();
+        jira_put(app, "size", json_integer(access));
+        jira_put(app, "items", roles);
+        jira_put(o, "applicationRoles", app);
+        jira_put(o, "expand", jira_str("groups,applicationRoles"));
     }
     return o;
 }
@@ -184,51 +257,75 @@ json_t *jira_group_json(emu_t *emu, const emu_group_t *g)
 
 json_t *jira_status_json(emu_t *emu, const jira_status_t *s)
 {
-    const char *base = emu_base_url(emu);
-    char self[256], icon[256], cself[256];
-    snprintf(self, sizeof(self), "%s" JIRA_API "/status/%s", base, s->id);
-    snprintf(icon, sizeof(icon), "%s/images/icons/statuses/generic.png", base);
-    snprintf(cself, sizeof(cself), "%s" JIRA_API "/statuscategory/%d", base, s->category);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:{s:s,s:i,s:s,s:s,s:s}}", "self", self, "description",
-                     s->description, "iconUrl", icon, "name", s->name, "id", s->id,
-                     "statusCategory", "self", cself, "id", s->category, "key",
-                     jira_cat_key(s->category), "colorName", jira_cat_color(s->category), "name",
-                     jira_cat_name(s->category));
+    char cat[16];
+    snprintf(cat, sizeof(cat), "%d", s->category);
+    json_t *o = json_object(), *c = json_object();
+    if (!o || !c) {
+        json_decref(o);
+        json_decref(c);
+        return NULL;
+    }
+    jira_put(o, "self", jira_url(emu, JIRA_API "/status/", s->id, (const char *)NULL));
+    jira_put(o, "description", jira_str(s->description));
+    jira_put(o, "iconUrl", jira_url(emu, "/images/icons/statuses/generic.png", (const char *)NULL));
+    jira_put(o, "name", jira_str(s->name));
+    jira_put(o, "id", jira_str(s->id));
+    jira_put(c, "self", jira_url(emu, JIRA_API "/statuscategory/", cat, (const char *)NULL));
+    jira_put(c, "id", json_integer(s->category));
+    jira_put(c, "key", jira_str(jira_cat_key(s->category)));
+    jira_put(c, "colorName", jira_str(jira_cat_color(s->category)));
+    jira_put(c, "name", jira_str(jira_cat_name(s->category)));
+    jira_put(o, "statusCategory", c);
+    return o;
 }
 
 json_t *jira_itype_json(emu_t *emu, const jira_itype_t *t)
 {
-    const char *base = emu_base_url(emu);
-    char self[256], icon[256];
-    snprintf(self, sizeof(self), "%s" JIRA_API "/issuetype/%s", base, t->id);
-    snprintf(icon, sizeof(icon), "%s/secure/viewavatar?size=medium&avatarType=issuetype&id=%s",
-             base, t->id);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:i}", "self", self, "id", t->id, "description",
-                     t->description, "iconUrl", icon, "name", t->name, "subtask", t->subtask,
-                     "hierarchyLevel", t->subtask ? -1 : 0);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    jira_put(o, "self", jira_url(emu, JIRA_API "/issuetype/", t->id, (const char *)NULL));
+    jira_put(o, "id", jira_str(t->id));
+    jira_put(o, "description", jira_str(t->description));
+    jira_put(o, "iconUrl",
+             jira_url(emu, "/secure/viewavatar?size=medium&avatarType=issuetype&id=", t->id,
+                      (const char *)NULL));
+    jira_put(o, "name", jira_str(t->name));
+    jira_put(o, "subtask", json_boolean(t->subtask));
+    jira_put(o, "hierarchyLevel", json_integer(t->subtask ? -1 : 0));
+    return o;
 }
 
 json_t *jira_priority_json(emu_t *emu, int prio)
 {
-    const char *base = emu_base_url(emu);
     const jira_priority_t *p = &jira_priorities[prio];
-    char self[256], icon[256], lname[32];
+    char lname[32];
     size_t i = 0;
     for (; p->name[i] && i + 1 < sizeof(lname); i++)
         lname[i] = (char)(p->name[i] >= 'A' && p->name[i] <= 'Z' ? p->name[i] + 32 : p->name[i]);
     lname[i] = '\0';
-    snprintf(self, sizeof(self), "%s" JIRA_API "/priority/%s", base, p->id);
-    snprintf(icon, sizeof(icon), "%s/images/icons/priorities/%s.svg", base, lname);
-    return json_pack("{s:s,s:s,s:s,s:s}", "self", self, "iconUrl", icon, "name", p->name, "id",
-                     p->id);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    jira_put(o, "self", jira_url(emu, JIRA_API "/priority/", p->id, (const char *)NULL));
+    jira_put(o, "iconUrl",
+             jira_url(emu, "/images/icons/priorities/", lname, ".svg", (const char *)NULL));
+    jira_put(o, "name", jira_str(p->name));
+    jira_put(o, "id", jira_str(p->id));
+    return o;
 }
 
 json_t *jira_project_ref_json(emu_t *emu, const jira_project_t *p)
 {
-    char self[256];
-    snprintf(self, sizeof(self), "%s" JIRA_API "/project/%s", emu_base_url(emu), p->id);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "self", self, "id", p->id, "key", p->key,
-                          "name", p->name, "projectTypeKey", p->type_key, "simplified", 0);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    jira_put(o, "self", jira_url(emu, JIRA_API "/project/", p->id, (const char *)NULL));
+    jira_put(o, "id", jira_str(p->id));
+    jira_put(o, "key", jira_str(p->key));
+    jira_put(o, "name", jira_str(p->name));
+    jira_put(o, "projectTypeKey", jira_str(p->type_key));
+    jira_put(o, "simplified", json_false());
     jira_avatars(emu, o, "project", p->id);
     return o;
 }
@@ -312,7 +409,7 @@ static void jira_set_time(json_t *o, const char *k, int64_t ms)
 {
     char buf[40];
     jira_fmt_time(ms, buf, sizeof(buf));
-    json_object_set_new(o, k, json_string(buf));
+    jira_put(o, k, jira_str(buf));
 }
 
 static json_t *jira_issue_mini(emu_t *emu, const jira_issue_t *is)
@@ -329,29 +426,32 @@ static json_t *jira_issue_fields(emu_t *emu, const jira_issue_t *is, unsigned m)
 {
     json_t *f = json_object();
     if (m & JIRA_F_SUMMARY)
-        json_object_set_new(f, "summary", json_string(is->summary));
+        jira_put(f, "summary", jira_str(is->summary));
+    /* Copies, not shared references: a bean that shares nothing with the
+     * state is encoded after the emulator's lock is released (emu.h). */
     if (m & JIRA_F_DESCRIPTION)
-        json_object_set(f, "description", is->description ? is->description : json_null());
+        json_object_set_new(f, "description",
+                            is->description ? emu_json_copy(is->description) : json_null());
     if (m & JIRA_F_LABELS) {
         json_t *l = json_array();
         for (size_t i = 0; i < is->labels.n; i++)
-            json_array_append_new(l, json_string(is->labels.v[i]));
-        json_object_set_new(f, "labels", l);
+            json_array_append_new(l, jira_str(is->labels.v[i]));
+        jira_put(f, "labels", l);
     }
     if (m & JIRA_F_STATUS)
-        json_object_set_new(f, "status", jira_status_json(emu, is->status));
+        jira_put(f, "status", jira_status_json(emu, is->status));
     if (m & JIRA_F_PRIORITY)
-        json_object_set_new(f, "priority", jira_priority_json(emu, is->priority));
+        jira_put(f, "priority", jira_priority_json(emu, is->priority));
     if (m & JIRA_F_ASSIGNEE)
-        json_object_set_new(f, "assignee", jira_user_ref(emu, is->assignee));
+        jira_put(f, "assignee", jira_user_ref(emu, is->assignee));
     if (m & JIRA_F_REPORTER)
-        json_object_set_new(f, "reporter", jira_user_ref(emu, is->reporter));
+        jira_put(f, "reporter", jira_user_ref(emu, is->reporter));
     if (m & JIRA_F_CREATOR)
-        json_object_set_new(f, "creator", jira_user_ref(emu, is->reporter));
+        jira_put(f, "creator", jira_user_ref(emu, is->reporter));
     if (m & JIRA_F_ISSUETYPE)
-        json_object_set_new(f, "issuetype", jira_itype_json(emu, is->itype));
+        jira_put(f, "issuetype", jira_itype_json(emu, is->itype));
     if (m & JIRA_F_PROJECT)
-        json_object_set_new(f, "project", jira_project_ref_json(emu, is->proj));
+        jira_put(f, "project", jira_project_ref_json(emu, is->proj));
     if (m & JIRA_F_CREATED)
         jira_set_time(f, "created", is->created);
     if (m & JIRA_F_UPDATED)
@@ -367,7 +467,7 @@ static json_t *jira_issue_fields(emu_t *emu, const jira_issue_t *is, unsigned m)
         json_object_set_new(f, "subtasks", s);
     }
     if (m & JIRA_F_RESOLUTION)
-        json_object_set_new(f, "resolution", json_null());
+        jira_put(f, "resolution", json_null());
     if (m & JIRA_F_RESOLUTIONDATE) {
         if (is->status->category == JIRA_CAT_DONE)
             jira_set_time(f, "resolutiondate", is->status_changed);
@@ -384,13 +484,16 @@ json_t *jira_issue_json(emu_t *emu, jira_issue_t *is, const jira_fieldsel_t *sel
     if (sel->id_only) {
         o = json_pack("{s:s}", "id", is->idstr);
     } else {
-        char self[256];
-        snprintf(self, sizeof(self), "%s" JIRA_API "/issue/%s", emu_base_url(emu), is->idstr);
-        o = json_pack("{s:s,s:s,s:s,s:s,s:o}", "expand",
-                      "renderedFields,names,schema,operations,editmeta,changelog,"
-                      "versionedRepresentations",
-                      "id", is->idstr, "self", self, "key", is->key, "fields",
-                      jira_issue_fields(emu, is, sel->mask));
+        o = json_object();
+        if (!o)
+            return NULL;
+        jira_put(o, "expand",
+                 jira_str("renderedFields,names,schema,operations,editmeta,changelog,"
+                          "versionedRepresentations"));
+        jira_put(o, "id", jira_str(is->idstr));
+        jira_put(o, "self", jira_url(emu, JIRA_API "/issue/", is->idstr, (const char *)NULL));
+        jira_put(o, "key", jira_str(is->key));
+        jira_put(o, "fields", jira_issue_fields(emu, is, sel->mask));
     }
     if (o && nprops > 0) {
         json_t *pj = json_object();
@@ -410,7 +513,7 @@ json_t *jira_issue_json(emu_t *emu, jira_issue_t *is, const jira_fieldsel_t *sel
             }
             want = want && !excluded;
             if (want)
-                json_object_set(pj, k, v);
+                json_object_set_new(pj, k, emu_json_copy(v));
         }
         json_object_set_new(o, "properties", pj);
     }

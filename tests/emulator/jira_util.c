@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 uint64_t jira_hash64(const char *s, size_t n, uint64_t seed)
 {
@@ -142,12 +141,7 @@ int jira_parse_i64(const char *s, int64_t *out)
 
 void jira_fmt_time(int64_t ms, char *out, size_t outsz)
 {
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char tmp[40];
-    strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outsz, "%s.%03d+0000", tmp, (int)(ms % 1000));
+    emu_fmt_utc(ms, "+0000", out, outsz);
 }
 
 static const char jira_b64_alpha[] =

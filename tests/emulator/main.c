@@ -183,8 +183,11 @@ int main(int argc, char **argv)
 out:
     if (rc != 0)
         fprintf(stderr, "jiraprov-jira-emulator: %s\n", err);
-    json_decref(emu->startup_limits);
+    /* A reset arriving during shutdown reads the start-up limits: free them only
+     * once emu_destroy() has stopped the server threads. */
+    json_t *startup_limits = emu->startup_limits;
     emu_destroy(emu);
+    json_decref(startup_limits);
     free(cfg.listen_host);
     return rc;
 }

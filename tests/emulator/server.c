@@ -32,14 +32,78 @@ int64_t emu_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Writes v as exactly `digits` decimal digits (v >= 0, zero-padded). */
+static char *emu_put_digits(char *p, int64_t v, int digits)
+{
+    for (int i = digits - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + digits;
+}
+
+size_t emu_fmt_utc(int64_t ms, const char *suffix, char *buf, size_t n)
+{
+    /* Floor division, so that times before 1970 stay well-formed. */
+    int64_t secs = ms / 1000, milli = ms % 1000;
+    if (milli < 0) {
+        milli += 1000;
+        secs--;
+    }
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    /* Days since 1970-01-01 to a proleptic Gregorian date, in 400-year eras
+     * starting on March 1st (so the leap day ends a year); gmtime_r takes a
+     * process-wide lock and strftime does locale work, both per call. */
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+
+    char tmp[64];
+    char *p = tmp;
+    if (year < 0 || year > 9999) {
+        p += snprintf(tmp, 24, "%lld", (long long)year);
+    } else {
+        p = emu_put_digits(p, year, 4);
+    }
+    *p++ = '-';
+    p = emu_put_digits(p, month, 2);
+    *p++ = '-';
+    p = emu_put_digits(p, day, 2);
+    *p++ = 'T';
+    p = emu_put_digits(p, sod / 3600, 2);
+    *p++ = ':';
+    p = emu_put_digits(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = emu_put_digits(p, sod % 60, 2);
+    *p++ = '.';
+    p = emu_put_digits(p, milli, 3);
+    size_t len = (size_t)(p - tmp);
+    size_t sl = suffix ? strlen(suffix) : 0;
+    if (sl > sizeof(tmp) - 1 - len)
+        sl = sizeof(tmp) - 1 - len;
+    memcpy(p, suffix ? suffix : "", sl);
+    len += sl;
+    if (n == 0)
+        return len;
+    size_t copy = len < n ? len : n - 1;
+    memcpy(buf, tmp, copy);
+    buf[copy] = '\0';
+    return len;
+}
+
 void emu_iso8601(int64_t ms, char *buf, size_t n)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, n, "%s.%03dZ", base, (int)(ms % 1000));
+    emu_fmt_utc(ms, "Z", buf, n);
 }
 
 uint64_t emu_rand_u64(emu_t *emu)
@@ -492,6 +556,27 @@ static void emu_resp_clear_body(emu_resp_t *resp)
     free(resp->body);
     resp->body = NULL;
     resp->len = 0;
+    json_decref(resp->json);
+    resp->json = NULL;
+}
+
+/* Encodes body into resp->body; hint is the expected size (0: unknown). */
+static void emu_resp_encode(emu_resp_t *resp, const json_t *body, size_t hint)
+{
+    resp->body = emu_json_encode(body, hint, &resp->len);
+#ifdef EMU_JSON_VERIFY
+    char *want = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (resp->body && (!want || strlen(want) != resp->len || memcmp(want, resp->body, resp->len))) {
+        fprintf(stderr, "EMU_JSON_VERIFY: jansson %s\nEMU_JSON_VERIFY: emu_json %s\n",
+                want ? want : "(null)", resp->body);
+        abort();
+    }
+    free(want);
+#endif
+    if (!resp->body) { /* jansson's verdict on what emu_json_encode refuses */
+        resp->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        resp->len = resp->body ? strlen(resp->body) : 0;
+    }
 }
 
 void emu_resp_json(emu_resp_t *resp, unsigned status, json_t *body)
@@ -499,11 +584,17 @@ void emu_resp_json(emu_resp_t *resp, unsigned status, json_t *body)
     emu_resp_clear_body(resp);
     resp->status = status;
     resp->set = true;
-    if (body) {
-        resp->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-        resp->len = resp->body ? strlen(resp->body) : 0;
-        json_decref(body);
+    if (!body)
+        return;
+    /* A tree that shares no node with the emulator's state can be encoded
+     * after the lock is dropped (see emu.h); anything else is encoded now,
+     * while the state it points into cannot change. */
+    if (resp->defer && emu_json_exclusive(body)) {
+        resp->json = body;
+        return;
     }
+    emu_resp_encode(resp, body, 0);
+    json_decref(body);
 }
 
 void emu_resp_empty(emu_resp_t *resp, unsigned status)
@@ -734,14 +825,28 @@ static void emu_record(emu_t *emu, emu_req_t *req)
 /* ------------------------------------------------------------------------ */
 /* Request processing                                                        */
 
+/* Decimal text of v into buf (>= 24 bytes); snprintf costs about as much as
+ * the rest of the rate-limit bookkeeping, and this runs on every request. */
+static const char *emu_fmt_long(char *buf, long v)
+{
+    char *p = buf + 23;
+    *p = '\0';
+    unsigned long m = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    do {
+        *--p = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 static void emu_rate_headers(emu_resp_t *resp, const emu_limit_result_t *lr)
 {
     char buf[64];
     if (lr->limit >= 0) {
-        snprintf(buf, sizeof(buf), "%ld", lr->limit);
-        emu_resp_header(resp, "X-RateLimit-Limit", buf);
-        snprintf(buf, sizeof(buf), "%ld", lr->remaining);
-        emu_resp_header(resp, "X-RateLimit-Remaining", buf);
+        emu_resp_header(resp, "X-RateLimit-Limit", emu_fmt_long(buf, lr->limit));
+        emu_resp_header(resp, "X-RateLimit-Remaining", emu_fmt_long(buf, lr->remaining));
     }
     if (lr->limited) {
         snprintf(buf, sizeof(buf), "%ld", lr->retry_after);
@@ -769,6 +874,8 @@ static void emu_process(emu_t *emu, emu_req_t *req, emu_fault_plan_t *plan)
     emu_family_t fam = rd ? rd->family : emu_family_by_path(req->url);
     bool control = emu_starts_with(req->url, "/__emulator/");
     emu_resp_t *resp = &req->resp;
+    /* The record line needs the encoded body while the lock is held. */
+    resp->defer = emu->record == NULL;
 
     memset(plan, 0, sizeof(*plan));
     plan->retry_after = -1;
@@ -835,10 +942,18 @@ static void emu_process(emu_t *emu, emu_req_t *req, emu_fault_plan_t *plan)
             emu_rate_headers(resp, &lr);
         }
     }
-    if (!resp->ctype && resp->len > 0)
+    if (!resp->ctype && (resp->len > 0 || resp->json))
         resp->ctype = fam == EMU_FAM_SCIM ? EMU_CT_SCIM : EMU_CT_JSON;
     emu_count_request(emu, rd, req->method, resp->status);
     emu_record(emu, req);
+    /* The parsed request body is not needed any more. A handler may have
+     * stored parts of it in the state, and a node the state shares is only
+     * released under the lock (jansson's last decref does not order itself
+     * after other threads' reads); an unshared body waits for emu_req_free. */
+    if (req->json && !emu_json_exclusive(req->json)) {
+        json_decref(req->json);
+        req->json = NULL;
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -995,6 +1110,17 @@ static enum MHD_Result emu_ahc(void *cls, struct MHD_Connection *conn, const cha
     emu_lock(emu);
     emu_process(emu, req, &plan);
     emu_unlock(emu);
+    if (req->resp.json) {
+        emu_resp_t *resp = &req->resp;
+        emu_routedef_t *rd = req->route;
+        size_t hint = rd ? __atomic_load_n(&rd->body_hint, __ATOMIC_RELAXED) : 0;
+        emu_resp_encode(resp, resp->json, hint);
+        json_decref(resp->json);
+        resp->json = NULL;
+        /* Next time start with room for a body this size. */
+        if (rd && resp->len + 1 != hint)
+            __atomic_store_n(&rd->body_hint, resp->len + 1, __ATOMIC_RELAXED);
+    }
 
     if (plan.action == EMU_FAULT_ACT_RESET) {
         req->stage = EMU_STAGE_DONE;
@@ -1034,6 +1160,7 @@ static void emu_req_free(emu_req_t *req)
     free(req->body);
     json_decref(req->json);
     free(req->resp.body);
+    json_decref(req->resp.json);
     for (size_t i = 0; i < req->resp.nhdrs; i++) {
         free(req->resp.hdrs[i].name);
         free(req->resp.hdrs[i].value);
@@ -1099,6 +1226,7 @@ emu_t *emu_new(const emu_config_t *cfg, char *err, size_t errsz)
         snprintf(err, errsz, "out of memory");
         return NULL;
     }
+    emu_json_alloc_init();
     pthread_mutex_init(&emu->lock, NULL);
     emu->cfg = *cfg;
     emu->rng = cfg->seed_rng ? cfg->seed_rng : 0x9e3779b97f4a7c15ull;
