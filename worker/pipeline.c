@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define COMPONENT "pipeline"
 /* Wait before retrying a step that failed on our side (Redis, Kafka produce). */
@@ -48,6 +49,7 @@ typedef struct item {
     int pending;           /* deliveries outstanding */
     int publish_failed;
     int revoked; /* partition taken away: results still go out, offsets do not */
+    int parked;  /* waiting in the sequencer for its retry time */
 } item_t;
 
 struct jp_pipeline {
@@ -171,6 +173,7 @@ static void item_park(item_t *it, int64_t delay_ms)
         maybe_finish_stop(p);
         return;
     }
+    it->parked = 1;
     atomic_fetch_add(&p->st.parked, 1);
     pump(p);
 }
@@ -251,18 +254,21 @@ static void publish_item(item_t *it)
     const jp_config_t *cfg = p->cfg;
     const char *id = cfg->worker.instance_id;
     int64_t now = wall_ms();
-    int ok = 0;
+    int failed = 0; /* any produce refused at once */
     it->stage = STAGE_PUBLISH;
     it->pending = 1; /* held until every produce below was attempted */
 
     if (it->ev) {
         int64_t duration = mono_ms() - it->started_mono;
-        ok |=
+        failed |=
             produce_json(it, cfg->topics.results, it->ev->subject,
                          jp_record_result(it->ev, it->outcome, it->attempts, duration, id, now), 1);
-        const char *decision = it->deadletter                              ? "deadlettered"
-                               : it->outcome->status == JP_OUTCOME_SKIPPED ? "skipped"
-                                                                           : NULL;
+        /* Decisions that change nothing in Jira are audited too: a replay of a
+         * recorded outcome counts as skipped (already applied). */
+        const char *decision = it->deadletter ? "deadlettered"
+                               : (it->replayed || it->outcome->status == JP_OUTCOME_SKIPPED)
+                                   ? "skipped"
+                                   : NULL;
         if (decision)
             produce_json(it, cfg->topics.audit, it->ev->subject,
                          jp_record_audit_decision(it->ev, it->outcome, decision, id, now), 1);
@@ -271,15 +277,16 @@ static void publish_item(item_t *it)
         const jp_kafka_msg_t *m = it->msg;
         const char *reason = it->ev ? it->outcome->error_message : it->decode_error;
         jp_class_t cls = it->ev ? it->outcome->error_class : JP_CLASS_PERMANENT;
-        ok |= produce_json(it, cfg->topics.dead_letter, item_key(it),
-                           jp_record_deadletter(
-                               it->ev, m->topic, m->partition, m->offset, m->timestamp_ms, m->key,
-                               m->key_len, m->value, m->value_len, m->headers, m->header_count,
-                               reason ? reason : "failed", cls, it->attempts, it->history, id, now),
-                           1);
+        failed |= produce_json(it, cfg->topics.dead_letter, item_key(it),
+                               jp_record_deadletter(it->ev, m->topic, m->partition, m->offset,
+                                                    m->timestamp_ms, m->key, m->key_len, m->value,
+                                                    m->value_len, m->headers, m->header_count,
+                                                    reason ? reason : "failed", cls, it->attempts,
+                                                    it->history, id, now),
+                               1);
         atomic_fetch_add(&p->st.deadlettered, 1);
     }
-    if (ok != 0)
+    if (failed)
         it->publish_failed = 1;
     delivered(JP_OK, JP_CLASS_OK, NULL, it); /* drop the hold */
 }
@@ -454,8 +461,10 @@ static void pump(jp_pipeline_t *p)
     int64_t now = mono_ms();
     /* Stopping: what has not started is handed back with its partition. */
     while (!p->stopping && (it = jp_seq_next_ready(p->seq, now))) {
-        if (it->stage == STAGE_WAITING && it->attempts > 0)
+        if (it->parked) {
+            it->parked = 0;
             atomic_fetch_sub(&p->st.parked, 1);
+        }
         start_item(it);
     }
     int64_t next = jp_seq_next_wakeup_ms(p->seq);
@@ -518,7 +527,7 @@ static void handback(void *item, jp_seq_handback_t how, void *opaque)
 {
     item_t *it = item;
     if (how == JP_SEQ_DROPPED) {
-        if (it->attempts > 0 && it->stage == STAGE_WAITING)
+        if (it->parked)
             atomic_fetch_sub(&it->p->st.parked, 1);
         item_free(it);
     } else {
@@ -716,6 +725,8 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
     }
     p->loop = loop;
     p->cfg = cfg;
+    /* Full jitter only spreads retries if every worker draws different numbers. */
+    srand((unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)p);
     /* Timers are separate allocations: their close completes after destroy. */
     p->wake = malloc(sizeof(*p->wake));
     p->drain = malloc(sizeof(*p->drain));
