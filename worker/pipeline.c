@@ -48,8 +48,10 @@ typedef struct item {
     int deadletter;        /* publish a dead-letter record too */
     int pending;           /* deliveries outstanding */
     int publish_failed;
-    int revoked; /* partition taken away: results still go out, offsets do not */
-    int parked;  /* waiting in the sequencer for its retry time */
+    int revoked;         /* partition taken away: results still go out, offsets do not */
+    int parked;          /* waiting in the sequencer for its retry time */
+    int attempts_loaded; /* the schedule of earlier runs was read from Redis */
+    int attempts_stored; /* Redis holds attempt state to clear at the end */
 } item_t;
 
 struct jp_pipeline {
@@ -304,6 +306,9 @@ static void outcome_stored(jp_err_t err, const char *errstr, void *opaque)
         item_park(it, LOCAL_RETRY_MS);
         return;
     }
+    if (it->attempts_stored &&
+        jp_store_clear_attempts(it->p->store, it->ev->id, NULL, NULL) == JP_OK)
+        it->attempts_stored = 0; /* left over otherwise: it expires with the outcome TTL */
     publish_item(it);
 }
 
@@ -367,6 +372,14 @@ static void applied(jp_outcome_t *o, void *opaque)
                    it->attempts, jp_outcome_status_name(o->status),
                    o->error_message ? o->error_message : o->error_reason, (long long)delay);
             atomic_fetch_add(&p->st.retries, 1);
+            /* The schedule outlives this process: a restart or the partition's next
+             * owner continues it instead of starting over. */
+            long status = o->call_count ? o->calls[o->call_count - 1].status : 0;
+            int64_t now = wall_ms();
+            if (jp_store_record_attempt(p->store, it->ev->id, now, now + delay,
+                                        o->error_reason ? o->error_reason : "unknown", status, NULL,
+                                        NULL) == JP_OK)
+                it->attempts_stored = 1;
             jp_outcome_destroy(o);
             item_park(it, delay);
             return;
@@ -401,6 +414,51 @@ static void start_apply(item_t *it)
     record_outcome(it);
 }
 
+/* ---- a retry schedule started by an earlier run ------------------------- */
+
+static void attempts_loaded(jp_err_t err, const char *errstr, jp_store_attempts_t *a, void *opaque)
+{
+    item_t *it = opaque;
+    jp_log_ctx_t ctx = item_ctx(it);
+    if (err != JP_OK && err != JP_ERR_INVALID) { /* INVALID: corrupt state, start afresh */
+        atomic_fetch_add(&it->p->st.redis_errors, 1);
+        jp_log(JP_LOG_WARN, COMPONENT, &ctx, "reading the attempt state: %s", errstr);
+        update_pause(it->p);
+        item_park(it, LOCAL_RETRY_MS);
+        return;
+    }
+    it->attempts_loaded = 1;
+    int64_t wait = 0;
+    if (a && a->attempts > 0) {
+        it->attempts = a->attempts;
+        it->first_ms = a->first_ms;
+        it->attempts_stored = 1;
+        if (json_is_array(a->history)) {
+            json_decref(it->history);
+            it->history = json_incref(a->history);
+        }
+        wait = a->next_ms - wall_ms();
+        jp_log(JP_LOG_INFO, COMPONENT, &ctx,
+               "continuing after %d earlier attempt(s); next in %lld ms", a->attempts,
+               (long long)(wait > 0 ? wait : 0));
+    }
+    jp_store_attempts_free(a);
+    if (wait > 0)
+        item_park(it, wait);
+    else
+        start_apply(it);
+}
+
+static void load_attempts(item_t *it)
+{
+    if (it->attempts_loaded) {
+        start_apply(it);
+        return;
+    }
+    if (jp_store_get_attempts(it->p->store, it->ev->id, attempts_loaded, it) != JP_OK)
+        attempts_loaded(JP_ERR_REDIS, "Redis is not connected", NULL, it);
+}
+
 /* ---- exactly once: a recorded outcome answers a redelivered event ------ */
 
 static void outcome_looked_up(jp_err_t err, const char *errstr, jp_outcome_t *recorded,
@@ -416,7 +474,7 @@ static void outcome_looked_up(jp_err_t err, const char *errstr, jp_outcome_t *re
         return;
     }
     if (!recorded) {
-        start_apply(it);
+        load_attempts(it);
         return;
     }
     atomic_fetch_add(&it->p->st.replayed, 1);

@@ -347,6 +347,57 @@ def main():
         replay.terminate()
         check("a worker with parked events drains and exits 0", replay.wait(timeout=60) == 0)
         replay = None
+
+        # ---- 6. a retry schedule survives a crash: the next run continues it -----------
+        def put(path, body):
+            r = urllib.request.Request(env["EMULATOR_CONTROL_URL"] + path, method="PUT",
+                                       data=json.dumps(body).encode(),
+                                       headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(r, timeout=10).read()
+        put("/faults", [{"path": "/scim/directory/*/Users", "method": "POST", "kind": "error",
+                         "status": 503}])
+        cfg = re.sub(r'(?m)^(\s*group:).*$', r'\1 "attempts"', base)
+        cfg = re.sub(r'(?m)^(\s*events:).*$', r'\1 "attempts.events"', cfg)
+        cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:0"', cfg)
+        cfg += "retry:\n  max_attempts: 50\n  base_delay_ms: 100\n  max_delay_ms: 200\n"
+        # A killed member leaves the group only when its session expires: keep that short.
+        cfg = re.sub(r'(?m)^(\s*bootstrap\.servers:.*)$', r'\1\n  session.timeout.ms: 6000', cfg)
+        attempts_cfg = os.path.join(tmp, "attempts.yaml")
+        with open(attempts_cfg, "w") as f:
+            f.write(cfg)
+        os.chmod(attempts_cfg, 0o600)
+        ev = event(900, "account.create", "retry-me@demo.example",
+                   {"login": "retry-me@demo.example", "email": "retry-me@demo.example"})
+        subprocess.run([PRODUCE, "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", "attempts.events", "-"],
+                       input=json.dumps(ev) + "\n", text=True, check=True, timeout=60)
+
+        def attempts():
+            out = subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "HGET",
+                                  "jiraprov:attempts:" + ev["id"], "attempts"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+            return int(out) if out.isdigit() else 0
+        replay = subprocess.Popen([WORKER, "--config", attempts_cfg],
+                                  stderr=open(os.path.join(tmp, "attempts-1.log"), "w"))
+        check("failed attempts are recorded in Redis", wait_for("3 attempts", lambda: attempts() >= 3))
+        replay.kill()  # a crash: no drain, nothing handed over
+        replay.wait(timeout=30)
+        before_restart = attempts()
+        replay = subprocess.Popen([WORKER, "--config", attempts_cfg],
+                                  stderr=open(os.path.join(tmp, "attempts-2.log"), "w"))
+        check("the restarted worker continues the count",
+              wait_for("one more attempt", lambda: attempts() > before_restart, timeout=60),
+              (before_restart, attempts()))
+        put("/faults", [])
+        res = wait_for("the retried event's result",
+                       lambda: results_by_id(env).get(ev["id"]), timeout=60) or [{}]
+        check("the event succeeds once Jira answers, its attempts counted across both runs",
+              res[0].get("status") == "succeeded" and res[0].get("attempts", 0) > before_restart,
+              res[0])
+        check("the attempt state is cleared after the outcome",
+              wait_for("attempt state cleared", lambda: attempts() == 0, timeout=10))
+        replay.terminate()
+        check("the second worker exits 0", replay.wait(timeout=60) == 0)
+        replay = None
     finally:
         if replay:
             replay.kill()
