@@ -4,6 +4,7 @@
 #include "jiraprov/log.h"
 #include "jiraprov/redis.h"
 
+#include "../lib/testloop.c"
 #include "../lib/testredis.c"
 
 #include <check.h>
@@ -12,56 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- loop helpers ----------------------------------------------------- */
-
-typedef struct waiter {
-    int (*cond)(void *);
-    void *arg;
-    int expired;
-} waiter_t;
-
-static void on_guard(uv_timer_t *t)
-{
-    waiter_t *w = t->data;
-    w->expired = 1;
-    uv_stop(t->loop);
-}
-
-/* A callback may satisfy the condition during the timer phase of an
- * iteration; stopping here keeps that iteration from blocking in poll. */
-static void on_prepare(uv_prepare_t *p)
-{
-    waiter_t *w = p->data;
-    if (w->cond && w->cond(w->arg))
-        uv_stop(p->loop);
-}
-
-/* Run the loop until cond(arg) or ms elapsed; returns cond(arg). */
-static int run_until(uv_loop_t *loop, int (*cond)(void *), void *arg, uint64_t ms)
-{
-    waiter_t w = {cond, arg, 0};
-    uv_timer_t guard;
-    uv_prepare_t prep;
-    uv_timer_init(loop, &guard);
-    uv_prepare_init(loop, &prep);
-    guard.data = &w;
-    prep.data = &w;
-    uv_timer_start(&guard, on_guard, ms, 0);
-    uv_prepare_start(&prep, on_prepare);
-    while (!(cond && cond(arg)) && !w.expired)
-        uv_run(loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_close((uv_handle_t *)&prep, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return cond ? cond(arg) : 0;
-}
-
-/* Let the loop run for ms (I/O progresses; nothing is asserted on it). */
-static void run_for(uv_loop_t *loop, uint64_t ms)
-{
-    run_until(loop, NULL, NULL, ms);
-}
 
 /* After destroy: close callbacks release memory; no handle may be left. */
 static void finish_loop(uv_loop_t *loop)
@@ -147,7 +98,7 @@ static int states_reached(void *arg)
 static int wait_states(uv_loop_t *loop, states_t *s, int ups, int downs, uint64_t ms)
 {
     want_t w = {s, ups, downs};
-    return run_until(loop, states_reached, &w, ms);
+    return testloop_run_until(loop, states_reached, &w, ms);
 }
 
 /* Issue a command and wait for its single reply. */
@@ -157,7 +108,7 @@ static int wait_states(uv_loop_t *loop, states_t *s, int ups, int downs, uint64_
         memset(&(res), 0, sizeof(res));                                                            \
         ck_assert_int_eq(jp_redis_command((r), record, &(res), e_, sizeof(e_), __VA_ARGS__),       \
                          JP_OK);                                                                   \
-        ck_assert(run_until((loop), done1, &(res), 3000));                                         \
+        ck_assert(testloop_run_until((loop), done1, &(res), 3000));                                \
     } while (0)
 
 static testredis_t srv;
@@ -224,7 +175,7 @@ START_TEST(roundtrip_and_error_replies)
     const char *argv[] = {"GET", "k1"};
     memset(&res, 0, sizeof(res));
     ck_assert_int_eq(jp_redis_commandargv(r, record, &res, 2, argv, NULL, err, sizeof(err)), JP_OK);
-    ck_assert(run_until(&loop, done1, &res, 3000));
+    ck_assert(testloop_run_until(&loop, done1, &res, 3000));
     ck_assert_int_eq(res.err, JP_OK);
     ck_assert_int_eq(res.type, REDIS_REPLY_STRING);
     ck_assert_str_eq(res.str, "v"); /* binary-safe: "v\0x" */
@@ -308,14 +259,14 @@ START_TEST(pipelined_incr)
     jp_redis_stats_t s;
     jp_redis_stats(r, &s);
     ck_assert_uint_eq(s.pending, 1000);
-    ck_assert(run_until(&loop, incr_done, c, 5000));
+    ck_assert(testloop_run_until(&loop, incr_done, c, 5000));
     uint64_t dt = uv_hrtime() - t0;
     ck_assert_int_eq(c->errors, 0);
     for (int i = 0; i < 1000; i++) /* replies arrive in order */
         ck_assert_int_eq(c->got[i], i + 1);
     fprintf(stderr, "pipelined_incr: 1000 INCR in %.2f ms (%.0f ops/s)\n", dt / 1e6,
             1000.0 / (dt / 1e9));
-    run_for(&loop, 20);
+    testloop_run_for(&loop, 20);
     ck_assert_int_eq(c->calls, 1000); /* never twice */
     free(c);
     jp_redis_destroy(r);
@@ -361,7 +312,7 @@ START_TEST(command_timeout_resets_connection)
 
     uint64_t t0 = uv_hrtime();
     batch_t b = {res, 3};
-    ck_assert(run_until(&loop, all_done, &b, 2000));
+    ck_assert(testloop_run_until(&loop, all_done, &b, 2000));
     uint64_t elapsed_ms = (uv_hrtime() - t0) / 1000000;
     ck_assert_int_eq(lp.issued, JP_OK);
     ck_assert_int_eq(res[0].err, JP_ERR_TIMEOUT);
@@ -383,7 +334,7 @@ START_TEST(command_timeout_resets_connection)
     SYNC_CMD(&loop, r, ok, "GET after");
     ck_assert_str_eq(ok.str, "timeout");
 
-    run_for(&loop, 50);
+    testloop_run_for(&loop, 50);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(res[i].calls, 1);
     jp_redis_stats_t s;
@@ -422,11 +373,11 @@ START_TEST(server_killed_and_restarted)
     for (int i = 1; i < N; i++)
         ck_assert_int_eq(jp_redis_command(r, record, &res[i], err, sizeof(err), "GET k%d", i),
                          JP_OK);
-    run_for(&loop, 50); /* let them reach the server */
+    testloop_run_for(&loop, 50); /* let them reach the server */
     testredis_kill(&srv);
 
     batch_t b = {res, N};
-    ck_assert(run_until(&loop, all_done, &b, 3000));
+    ck_assert(testloop_run_until(&loop, all_done, &b, 3000));
     ck_assert(wait_states(&loop, &st, 1, 1, 1000));
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(res[i].err, JP_ERR_REDIS);
@@ -438,7 +389,7 @@ START_TEST(server_killed_and_restarted)
     result_t never = {0};
     ck_assert_int_eq(jp_redis_command(r, record, &never, err, sizeof(err), "PING"), JP_ERR_REDIS);
     ck_assert_ptr_nonnull(strstr(err, "not connected"));
-    run_for(&loop, 150); /* a few failed reconnect attempts */
+    testloop_run_for(&loop, 150); /* a few failed reconnect attempts */
     ck_assert_int_eq(never.calls, 0);
     ck_assert_int_eq(st.downs, 1); /* failed attempts are not transitions */
     /* Refused at once, not after the connect timeout. */
@@ -456,7 +407,7 @@ START_TEST(server_killed_and_restarted)
     SYNC_CMD(&loop, r, ok, "PING");
     ck_assert_str_eq(ok.str, "PONG");
 
-    run_for(&loop, 50);
+    testloop_run_for(&loop, 50);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(res[i].calls, 1);
     jp_redis_stats_t s;
@@ -540,7 +491,7 @@ START_TEST(reset_with_unread_input_is_a_prompt_disconnect)
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, on_tick, 5, 5);
-    ck_assert_msg(run_until(&loop, server_has_unread, &srv.port, 3000),
+    ck_assert_msg(testloop_run_until(&loop, server_has_unread, &srv.port, 3000),
                   "server never had unread input (%ld)", server_unread_bytes(srv.port));
     uv_close((uv_handle_t *)&tick, NULL);
 
@@ -550,7 +501,7 @@ START_TEST(reset_with_unread_input_is_a_prompt_disconnect)
                   jp_redis_last_error(r));
     uint64_t detect_ms = (uv_hrtime() - t0) / 1000000;
     batch_t b = {res, N};
-    ck_assert(run_until(&loop, all_done, &b, 1000));
+    ck_assert(testloop_run_until(&loop, all_done, &b, 1000));
     ck_assert(!jp_redis_connected(r));
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(res[i].calls, 1);
@@ -574,7 +525,7 @@ START_TEST(reset_with_unread_input_is_a_prompt_disconnect)
     SYNC_CMD(&loop, r, ok, "GET after");
     ck_assert_str_eq(ok.str, "restart");
 
-    run_for(&loop, 50);
+    testloop_run_for(&loop, 50);
     for (int i = 0; i < N; i++) /* never twice */
         ck_assert_int_eq(res[i].calls, 1);
     ck_assert_int_eq(st.downs, 1);
@@ -664,7 +615,7 @@ START_TEST(auth_with_password)
     jp_redis_t *none = jp_redis_new(&loop, &o4, err, sizeof(err));
     ck_assert_ptr_nonnull(none);
 
-    run_for(&loop, 300);
+    testloop_run_for(&loop, 300);
     ck_assert_int_eq(st3.ups, 0);
     ck_assert_int_eq(st4.ups, 0);
     ck_assert(!jp_redis_connected(bad));
@@ -714,7 +665,7 @@ START_TEST(evalsha_falls_back_after_script_flush)
     memset(&res, 0, sizeof(res));
     ck_assert_int_eq(jp_redis_evalsha(r, s, record, &res, 1, keys, 1, args, err, sizeof(err)),
                      JP_OK);
-    ck_assert(run_until(&loop, done1, &res, 3000));
+    ck_assert(testloop_run_until(&loop, done1, &res, 3000));
     ck_assert_int_eq(res.err, JP_OK);
     ck_assert_int_eq(res.integer, 5);
 
@@ -723,10 +674,10 @@ START_TEST(evalsha_falls_back_after_script_flush)
     memset(&res, 0, sizeof(res));
     ck_assert_int_eq(jp_redis_evalsha(r, s, record, &res, 1, keys, 1, args, err, sizeof(err)),
                      JP_OK);
-    ck_assert(run_until(&loop, done1, &res, 3000));
+    ck_assert(testloop_run_until(&loop, done1, &res, 3000));
     ck_assert_int_eq(res.err, JP_OK);
     ck_assert_int_eq(res.integer, 10);
-    run_for(&loop, 20);
+    testloop_run_for(&loop, 20);
     ck_assert_int_eq(res.calls, 1);
 
     jp_redis_stats_t st_;
@@ -737,7 +688,7 @@ START_TEST(evalsha_falls_back_after_script_flush)
     memset(&res, 0, sizeof(res));
     ck_assert_int_eq(jp_redis_evalsha(r, s, record, &res, 1, keys, 1, args, err, sizeof(err)),
                      JP_OK);
-    ck_assert(run_until(&loop, done1, &res, 3000));
+    ck_assert(testloop_run_until(&loop, done1, &res, 3000));
     ck_assert_int_eq(res.integer, 15);
     jp_redis_stats(r, &st_);
     ck_assert_uint_eq(st_.script_fallbacks, 1);
@@ -748,7 +699,7 @@ START_TEST(evalsha_falls_back_after_script_flush)
     memset(&res, 0, sizeof(res));
     ck_assert_int_eq(jp_redis_evalsha(r, broken, record, &res, 0, NULL, 0, NULL, err, sizeof(err)),
                      JP_OK);
-    ck_assert(run_until(&loop, done1, &res, 3000));
+    ck_assert(testloop_run_until(&loop, done1, &res, 3000));
     ck_assert_int_eq(res.err, JP_ERR_REDIS);
     ck_assert_int_eq(res.type, REDIS_REPLY_ERROR);
 
@@ -775,7 +726,7 @@ START_TEST(destroy_fails_pending_once)
                      JP_OK);
     for (int i = 1; i < N; i++)
         ck_assert_int_eq(jp_redis_command(r, record, &res[i], err, sizeof(err), "PING"), JP_OK);
-    run_for(&loop, 20);
+    testloop_run_for(&loop, 20);
     jp_redis_destroy(r);
     for (int i = 0; i < N; i++) { /* before destroy returned */
         ck_assert_int_eq(res[i].calls, 1);
@@ -848,7 +799,7 @@ START_TEST(destroy_from_callbacks)
         slots[i] = (slot_t){&d, i};
         ck_assert_int_eq(jp_redis_command(r, slot_cb, &slots[i], err, sizeof(err), "PING"), JP_OK);
     }
-    ck_assert(run_until(&loop, slot_all, &d, 3000));
+    ck_assert(testloop_run_until(&loop, slot_all, &d, 3000));
     ck_assert_int_eq(d.errs[0], JP_OK);
     for (int i = 1; i < 10; i++) {
         ck_assert_int_eq(d.calls[i], 1);
@@ -866,7 +817,7 @@ START_TEST(destroy_from_callbacks)
     o2.opaque = &r2;
     r2 = jp_redis_new(&loop, &o2, err, sizeof(err));
     ck_assert_ptr_nonnull(r2);
-    ck_assert(run_until(&loop, is_null, &r2, 3000));
+    ck_assert(testloop_run_until(&loop, is_null, &r2, 3000));
     finish_loop(&loop);
 }
 END_TEST
@@ -887,10 +838,10 @@ START_TEST(max_pending_refuses)
     ck_assert_int_eq(jp_redis_command(r, record, &res[5], err, sizeof(err), "PING"), JP_ERR_REDIS);
     ck_assert_ptr_nonnull(strstr(err, "too many pending"));
     batch_t b = {res, 5};
-    ck_assert(run_until(&loop, all_done, &b, 3000));
+    ck_assert(testloop_run_until(&loop, all_done, &b, 3000));
     ck_assert_int_eq(res[5].calls, 0);
     ck_assert_int_eq(jp_redis_command(r, record, &res[5], err, sizeof(err), "PING"), JP_OK);
-    ck_assert(run_until(&loop, done1, &res[5], 3000));
+    ck_assert(testloop_run_until(&loop, done1, &res[5], 3000));
     jp_redis_destroy(r);
     finish_loop(&loop);
 }
@@ -1042,7 +993,7 @@ START_TEST(unreachable_targets)
     char err[256];
     int port, fill[2];
     int lfd = full_listener(&port, fill);
-    run_for(&loop, 50); /* let the two fillers complete their handshakes */
+    testloop_run_for(&loop, 50); /* let the two fillers complete their handshakes */
 
     jp_redis_opts_t o = {0};
     o.port = port;
@@ -1053,7 +1004,7 @@ START_TEST(unreachable_targets)
     ck_assert_ptr_nonnull(r);
     failcount_t f = {r, 1};
     uint64_t t0 = uv_hrtime();
-    ck_assert(run_until(&loop, failures_at_least, &f, 3000));
+    ck_assert(testloop_run_until(&loop, failures_at_least, &f, 3000));
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     ck_assert_msg(strstr(jp_redis_last_error(r), "connect timed out") != NULL, "%s",
                   jp_redis_last_error(r));
@@ -1068,7 +1019,7 @@ START_TEST(unreachable_targets)
     r = jp_redis_new(&loop, &u, err, sizeof(err));
     ck_assert_ptr_nonnull(r);
     f = (failcount_t){r, 3};
-    ck_assert(run_until(&loop, failures_at_least, &f, 3000));
+    ck_assert(testloop_run_until(&loop, failures_at_least, &f, 3000));
     ck_assert_msg(strstr(jp_redis_last_error(r), "connect failed") != NULL, "%s",
                   jp_redis_last_error(r));
     jp_redis_destroy(r);
@@ -1096,7 +1047,7 @@ START_TEST(refused_connect_fails_fast)
     jp_redis_t *r = jp_redis_new(&loop, &o, err, sizeof(err));
     ck_assert_ptr_nonnull(r);
     failcount_t f = {r, 3};
-    ck_assert_msg(run_until(&loop, failures_at_least, &f, 2000), "last error: %s",
+    ck_assert_msg(testloop_run_until(&loop, failures_at_least, &f, 2000), "last error: %s",
                   jp_redis_last_error(r));
     ck_assert_msg(strstr(jp_redis_last_error(r), "refused") != NULL, "%s", jp_redis_last_error(r));
     ck_assert(!jp_redis_connected(r));
