@@ -25,7 +25,9 @@
 
 #define PROG "jiraprov-loadgen"
 
-#define EXIT_FAILED    1 /* events not delivered, or a generated event failed validation */
+#define EXIT_FAILED 1 /* events not delivered, or a generated event failed validation */
+/* parse_args: --help or --version was answered; main() exits 0 (only main exits). */
+#define PARSED_EXIT_OK (-1)
 #define EXIT_SETUP     2
 #define EXIT_INTERRUPT 130
 
@@ -684,10 +686,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             break;
         case 'h':
             usage(stdout);
-            exit(0);
+            return PARSED_EXIT_OK;
         case 'V':
             printf(PROG " %s (librdkafka %s)\n", JP_VERSION, rd_kafka_version_str());
-            exit(0);
+            return PARSED_EXIT_OK;
         default:
             fprintf(stderr, "Try '" PROG " --help'.\n");
             return EXIT_SETUP;
@@ -1002,7 +1004,7 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof(r));
     rc = parse_args(argc, argv, &r.o);
     if (rc)
-        return rc;
+        return rc == PARSED_EXIT_OK ? 0 : rc;
     if (!r.o.seed_given)
         r.o.seed = random_seed();
     if (gen_init(&r.gen, &r.o) != 0)

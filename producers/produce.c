@@ -19,8 +19,10 @@
 #define PROG "jiraprov-produce"
 
 #define EXIT_BAD_EVENTS 1 /* some events invalid or not delivered */
-#define EXIT_SETUP      2 /* usage, configuration, unreadable input, Kafka set-up */
-#define EXIT_INTERRUPT  130
+/* parse_args: --help or --version was answered; main() exits 0 (only main exits). */
+#define PARSED_EXIT_OK (-1)
+#define EXIT_SETUP     2 /* usage, configuration, unreadable input, Kafka set-up */
+#define EXIT_INTERRUPT 130
 
 /* Flush waits this long at most; delivery reports normally arrive within message.timeout.ms. */
 #define FLUSH_TIMEOUT_MS (3600 * 1000)
@@ -166,10 +168,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             break;
         case 'h':
             usage(stdout);
-            exit(0);
+            return PARSED_EXIT_OK;
         case 'V':
             printf(PROG " %s (librdkafka %s)\n", JP_VERSION, rd_kafka_version_str());
-            exit(0);
+            return PARSED_EXIT_OK;
         default:
             fprintf(stderr, "Try '" PROG " --help'.\n");
             return EXIT_SETUP;
@@ -457,7 +459,7 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof(r));
     rc = parse_args(argc, argv, &r.opts);
     if (rc)
-        return rc;
+        return rc == PARSED_EXIT_OK ? 0 : rc;
     if (jp_cli_target_resolve(&r.opts.target, &r.target, errstr, sizeof(errstr)) != JP_OK) {
         fprintf(stderr, PROG ": %s\n", errstr);
         return EXIT_SETUP;
