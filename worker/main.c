@@ -101,8 +101,8 @@ static void render_metrics(const jp_pipeline_stats_t *s, jp_httpd_reply_t *r)
             "jiraprov_publish_errors_total %llu\n"
             "# TYPE jiraprov_redis_errors_total counter\n"
             "jiraprov_redis_errors_total %llu\n"
-            "# TYPE jiraprov_events_in_flight gauge\n"
-            "jiraprov_events_in_flight %llu\n"
+            "# TYPE jiraprov_events_held gauge\n"
+            "jiraprov_events_held %llu\n"
             "# TYPE jiraprov_events_parked gauge\n"
             "jiraprov_events_parked %llu\n"
             "# TYPE jiraprov_consumption_paused gauge\n"
@@ -113,7 +113,7 @@ static void render_metrics(const jp_pipeline_stats_t *s, jp_httpd_reply_t *r)
             "jiraprov_redis_up %d\n",
             (unsigned long long)s->deadlettered, (unsigned long long)s->replayed,
             (unsigned long long)s->retries, (unsigned long long)s->publish_errors,
-            (unsigned long long)s->redis_errors, (unsigned long long)s->in_flight,
+            (unsigned long long)s->redis_errors, (unsigned long long)s->held,
             (unsigned long long)s->parked, s->paused, s->assigned, s->redis_up);
     fclose(f);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -273,10 +273,13 @@ static int run(app_t *app)
     uv_signal_start(&app->sighup, on_sighup, SIGHUP);
     uv_timer_start(&app->heartbeat, heartbeat_cb, HEARTBEAT_MS, HEARTBEAT_MS);
 
-    jp_info(COMPONENT, "jiraprov-worker %s started: instance %s, group %s, topic %s%s%s",
-            JP_VERSION, app->cfg->worker.instance_id, app->cfg->consumer.group,
-            app->cfg->topics.events, app->httpd ? ", http on " : "",
-            app->httpd ? app->cfg->http.listen : "");
+    /* The bound port, not the configured one: "host:0" picks a free port. */
+    char http_note[96] = "";
+    if (app->httpd)
+        snprintf(http_note, sizeof(http_note), ", http on port %d", jp_httpd_port(app->httpd));
+    jp_info(COMPONENT, "jiraprov-worker %s started: instance %s, group %s, topic %s%s", JP_VERSION,
+            app->cfg->worker.instance_id, app->cfg->consumer.group, app->cfg->topics.events,
+            http_note);
     uv_run(app->loop, UV_RUN_DEFAULT);
 
     close_handles(app);

@@ -23,22 +23,11 @@
 /* Wait before retrying a step that failed on our side (Redis, Kafka produce). */
 #define LOCAL_RETRY_MS 1000
 
-/* Where an item is on its one-way trip. */
-typedef enum item_stage {
-    STAGE_WAITING = 0, /* held by the sequencer, not started */
-    STAGE_LOOKUP,      /* asking Redis for a recorded outcome */
-    STAGE_APPLY,       /* applying to Jira */
-    STAGE_RECORD,      /* storing the terminal outcome in Redis */
-    STAGE_PUBLISH,     /* result / audit / dead letter being delivered */
-    STAGE_DONE
-} item_stage_t;
-
 typedef struct item {
     struct jp_pipeline *p;
     jp_kafka_msg_t *msg;
-    jp_event_t *ev;     /* NULL when the message did not decode */
-    char *decode_error; /* why it did not (dead-letter reason) */
-    item_stage_t stage;
+    jp_event_t *ev;        /* NULL when the message did not decode */
+    char *decode_error;    /* why it did not (dead-letter reason) */
     int attempts;          /* apply attempts made */
     int64_t first_ms;      /* wall clock of the first attempt */
     int64_t started_mono;  /* monotonic ms when first started, for durations */
@@ -46,9 +35,9 @@ typedef struct item {
     jp_outcome_t *outcome; /* terminal outcome once known */
     int replayed;          /* outcome came from Redis: publish only */
     int deadletter;        /* publish a dead-letter record too */
+    int recorded;          /* the terminal outcome is in Redis: only publishing is left */
     int pending;           /* deliveries outstanding */
     int publish_failed;
-    int revoked;         /* partition taken away: results still go out, offsets do not */
     int parked;          /* waiting in the sequencer for its retry time */
     int attempts_loaded; /* the schedule of earlier runs was read from Redis */
     int attempts_stored; /* Redis holds attempt state to clear at the end */
@@ -78,7 +67,7 @@ struct jp_pipeline {
     void *fatal_opaque;
     struct {
         _Atomic uint64_t consumed, completed[3], deadlettered, replayed, retries, publish_errors,
-            redis_errors, in_flight, parked;
+            redis_errors, held, parked;
         _Atomic int paused, assigned, redis_up, stopping;
     } st;
 };
@@ -111,7 +100,7 @@ static void item_free(item_t *it)
 {
     if (!it)
         return;
-    atomic_fetch_sub(&it->p->st.in_flight, 1);
+    atomic_fetch_sub(&it->p->st.held, 1);
     jp_kafka_msg_destroy(it->msg);
     jp_event_destroy(it->ev);
     free(it->decode_error);
@@ -153,7 +142,6 @@ static void close_consumer(jp_pipeline_t *p);
 static void item_done(item_t *it)
 {
     jp_pipeline_t *p = it->p;
-    it->stage = STAGE_DONE;
     jp_seq_done(p->seq, it);
     jp_seq_commit_offsets(p->seq, store_offset_cb, p);
     item_free(it);
@@ -168,7 +156,6 @@ static void item_done(item_t *it)
 static void item_park(item_t *it, int64_t delay_ms)
 {
     jp_pipeline_t *p = it->p;
-    it->stage = STAGE_WAITING;
     if (jp_seq_park(p->seq, it, mono_ms() + delay_ms) != JP_OK) {
         item_free(it);
         maybe_finish_revoke(p, 0);
@@ -256,8 +243,7 @@ static void publish_item(item_t *it)
     const jp_config_t *cfg = p->cfg;
     const char *id = cfg->worker.instance_id;
     int64_t now = wall_ms();
-    int failed = 0; /* any produce refused at once */
-    it->stage = STAGE_PUBLISH;
+    int failed = 0;  /* any produce refused at once */
     it->pending = 1; /* held until every produce below was attempted */
 
     if (it->ev) {
@@ -306,6 +292,12 @@ static void outcome_stored(jp_err_t err, const char *errstr, void *opaque)
         item_park(it, LOCAL_RETRY_MS);
         return;
     }
+    if (!it->recorded) {
+        jp_outcome_status_t s = it->outcome->status;
+        int idx = s == JP_OUTCOME_SUCCEEDED ? 0 : s == JP_OUTCOME_SKIPPED ? 1 : 2;
+        atomic_fetch_add(&it->p->st.completed[idx], 1);
+        it->recorded = 1;
+    }
     if (it->attempts_stored &&
         jp_store_clear_attempts(it->p->store, it->ev->id, NULL, NULL) == JP_OK)
         it->attempts_stored = 0; /* left over otherwise: it expires with the outcome TTL */
@@ -314,11 +306,7 @@ static void outcome_stored(jp_err_t err, const char *errstr, void *opaque)
 
 static void record_outcome(item_t *it)
 {
-    it->stage = STAGE_RECORD;
-    jp_outcome_status_t s = it->outcome->status;
-    int idx = s == JP_OUTCOME_SUCCEEDED ? 0 : s == JP_OUTCOME_SKIPPED ? 1 : 2;
-    atomic_fetch_add(&it->p->st.completed[idx], 1);
-    it->deadletter = s == JP_OUTCOME_FAILED;
+    it->deadletter = it->outcome->status == JP_OUTCOME_FAILED;
     if (jp_store_put_outcome(it->p->store, it->ev->id, it->outcome, outcome_stored, it) != JP_OK)
         outcome_stored(JP_ERR_REDIS, "Redis is not connected", it);
 }
@@ -394,7 +382,6 @@ static void applied(jp_outcome_t *o, void *opaque)
 static void start_apply(item_t *it)
 {
     char err[512];
-    it->stage = STAGE_APPLY;
     it->attempts++;
     if (!it->first_ms)
         it->first_ms = wall_ms();
@@ -495,13 +482,12 @@ static void start_item(item_t *it)
         return;
     }
     if (it->outcome) { /* terminal already (an earlier record or publish failed) */
-        if (it->stage == STAGE_PUBLISH || it->replayed)
+        if (it->recorded || it->replayed)
             publish_item(it);
         else
             record_outcome(it);
         return;
     }
-    it->stage = STAGE_LOOKUP;
     if (jp_store_get_outcome(p->store, it->ev->id, outcome_looked_up, it) != JP_OK)
         outcome_looked_up(JP_ERR_REDIS, "Redis is not connected", NULL, it);
 }
@@ -544,7 +530,7 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
     it->msg = msg;
     it->history = json_array();
     atomic_fetch_add(&p->st.consumed, 1);
-    atomic_fetch_add(&p->st.in_flight, 1);
+    atomic_fetch_add(&p->st.held, 1);
 
     char err[512];
     jp_event_limits_t limits = {(size_t)p->cfg->event.max_bytes};
@@ -588,9 +574,8 @@ static void handback(void *item, jp_seq_handback_t how, void *opaque)
         if (it->parked)
             atomic_fetch_sub(&it->p->st.parked, 1);
         item_free(it);
-    } else {
-        it->revoked = 1;
     }
+    /* Running items finish and publish; their offsets are no longer ours. */
 }
 
 static void drain_timeout_cb(uv_timer_t *t)
@@ -749,7 +734,7 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->retries = atomic_load(&m->st.retries);
     out->publish_errors = atomic_load(&m->st.publish_errors);
     out->redis_errors = atomic_load(&m->st.redis_errors);
-    out->in_flight = atomic_load(&m->st.in_flight);
+    out->held = atomic_load(&m->st.held);
     out->parked = atomic_load(&m->st.parked);
     out->paused = atomic_load(&m->st.paused);
     out->assigned = atomic_load(&m->st.assigned);

@@ -40,7 +40,7 @@ typedef struct jp_pipeline_stats {
     uint64_t retries;
     uint64_t publish_errors;
     uint64_t redis_errors;
-    uint64_t in_flight; /* items held (buffered, running or parked) */
+    uint64_t held; /* items held: buffered, running or parked */
     uint64_t parked;
     int paused;
     int assigned; /* partitions assigned */

@@ -344,6 +344,13 @@ def main():
               all(res.get(i, [{}])[0].get("status") == "succeeded" for i in healthy))
         check("the down site's events wait (parked for retry, no outcome yet)",
               not any(i in res for i in broken))
+        log = os.path.join(tmp, "tenants.log")
+        port = re.search(r"http on port (\d+)", open(log).read())
+        parked = port and urllib.request.urlopen(
+            f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10).read().decode()
+        m = parked and re.search(r"^jiraprov_events_parked (\d+)$", parked, re.M)
+        check("the worker's metrics show the down site's events parked",
+              m and int(m.group(1)) >= 1, m and m.group(0))
         replay.terminate()
         check("a worker with parked events drains and exits 0", replay.wait(timeout=60) == 0)
         replay = None
