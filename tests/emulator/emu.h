@@ -181,6 +181,8 @@ long long emu_next_id(emu_t *emu, const char *seq, long long start);
  * user -> accountId; group -> Jira groupId; membership -> "<groupId>:<accountId>";
  * issue -> issue key; role -> "<projectKey>:<roleId>:<actor>". */
 void emu_count_mutation(emu_t *emu, const char *entity, const char *key, const char *kind);
+/* emu_count_mutation for a membership of u in g, keyed "<groupId>:<accountId>". */
+void emu_count_membership(emu_t *emu, const emu_group_t *g, const emu_user_t *u, const char *kind);
 
 /* Module-private Jira state hook. */
 void *emu_jira_state(emu_t *emu);

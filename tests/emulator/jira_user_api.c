@@ -483,9 +483,7 @@ static void jira_h_group_add(emu_t *emu, emu_req_t *req, emu_resp_t *resp)
         emu_resp_jira_error(resp, 400, msg, NULL, NULL);
         return;
     }
-    char key[128];
-    snprintf(key, sizeof(key), "%s:%s", g->group_id, u->account_id);
-    emu_count_mutation(emu, "membership", key, "add");
+    emu_count_membership(emu, g, u, "add");
     emu_resp_json(resp, 201, jira_group_json(emu, g));
 }
 
@@ -508,9 +506,7 @@ static void jira_h_group_remove(emu_t *emu, emu_req_t *req, emu_resp_t *resp)
         emu_resp_jira_error(resp, 400, msg, NULL, NULL);
         return;
     }
-    char key[128];
-    snprintf(key, sizeof(key), "%s:%s", g->group_id, u->account_id);
-    emu_count_mutation(emu, "membership", key, "remove");
+    emu_count_membership(emu, g, u, "remove");
     emu_resp_empty(resp, 200);
 }
 

@@ -960,11 +960,8 @@ static void scim_user_delete(emu_t *emu, emu_req_t *req, emu_resp_t *resp)
     if (!u)
         return;
     /* Count membership removals done as a side effect. */
-    for (size_t i = 0; i < u->ngroups; i++) {
-        char key[512];
-        snprintf(key, sizeof(key), "%s:%s", u->groups[i]->group_id, u->account_id);
-        emu_count_mutation(emu, "membership", key, "remove");
-    }
+    for (size_t i = 0; i < u->ngroups; i++)
+        emu_count_membership(emu, u->groups[i], u, "remove");
     emu_user_scim_unlink(emu, u);
     emu_count_mutation(emu, "user", u->account_id, "delete");
     emu_resp_empty(resp, 204);
@@ -981,13 +978,6 @@ static emu_group_t *scim_find_group(emu_t *emu, emu_req_t *req, emu_resp_t *resp
         return NULL;
     }
     return g;
-}
-
-static void scim_member_count(emu_t *emu, emu_group_t *g, emu_user_t *u, const char *kind)
-{
-    char key[512];
-    snprintf(key, sizeof(key), "%s:%s", g->group_id, u->account_id);
-    emu_count_mutation(emu, "membership", key, kind);
 }
 
 /* Resolves [{"value": scimUserId}, ...] into users; unknown ids fail with
@@ -1030,11 +1020,11 @@ static void scim_set_members(emu_t *emu, emu_group_t *g, emu_user_t **users, siz
         for (size_t k = 0; k < n && !keep; k++)
             keep = users[k] == u;
         if (!keep && emu_member_remove(emu, g, u))
-            scim_member_count(emu, g, u, "remove");
+            emu_count_membership(emu, g, u, "remove");
     }
     for (size_t k = 0; k < n; k++)
         if (emu_member_add(emu, g, users[k]))
-            scim_member_count(emu, g, users[k], "add");
+            emu_count_membership(emu, g, users[k], "add");
 }
 
 static void scim_groups_list(emu_t *emu, emu_req_t *req, emu_resp_t *resp)
@@ -1225,7 +1215,7 @@ static int scim_group_op(emu_t *emu, emu_group_t *g, const char *op, const char 
             return scim_fail(e, 400, "invalidPath", "Only remove takes a members filter.");
         emu_user_t *u = emu_user_by_id(emu, one);
         if (u && emu_member_remove(emu, g, u))
-            scim_member_count(emu, g, u, "remove");
+            emu_count_membership(emu, g, u, "remove");
         return 0;
     }
     if (strcasecmp(path, "members") == 0) {
@@ -1244,7 +1234,7 @@ static int scim_group_op(emu_t *emu, emu_group_t *g, const char *op, const char 
                 bool changed = strcmp(op, "add") == 0 ? emu_member_add(emu, g, users[i])
                                                       : emu_member_remove(emu, g, users[i]);
                 if (changed)
-                    scim_member_count(emu, g, users[i], op);
+                    emu_count_membership(emu, g, users[i], op);
             }
         }
         free(users);
@@ -1305,7 +1295,7 @@ static void scim_group_delete(emu_t *emu, emu_req_t *req, emu_resp_t *resp)
     if (!g)
         return;
     for (size_t i = 0; i < g->nmembers; i++)
-        scim_member_count(emu, g, g->members[i], "remove");
+        emu_count_membership(emu, g, g->members[i], "remove");
     emu_count_mutation(emu, "group", g->group_id, "delete");
     emu_group_delete(emu, g);
     emu_resp_empty(resp, 204);

@@ -253,6 +253,13 @@ void emu_count_mutation(emu_t *emu, const char *entity, const char *key, const c
     emu_json_inc(emu_json_child(emu->mutation_totals, entity), kind, 1);
 }
 
+void emu_count_membership(emu_t *emu, const emu_group_t *g, const emu_user_t *u, const char *kind)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s:%s", g->group_id, u->account_id);
+    emu_count_mutation(emu, "membership", key, kind);
+}
+
 void emu_count_request(emu_t *emu, emu_routedef_t *rd, const char *method, unsigned status)
 {
     emu->total_requests++;
