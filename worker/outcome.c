@@ -120,6 +120,10 @@ json_t *jp_outcome_to_json(const jp_outcome_t *o)
         json_object_set_new(j, "errorMessage", json_string(o->error_message));
     if (o->detail)
         json_object_set_new(j, "detail", json_string(o->detail));
+    if (o->attempts > 0)
+        json_object_set_new(j, "attempts", json_integer(o->attempts));
+    if (o->duration_ms > 0)
+        json_object_set_new(j, "durationMs", json_integer(o->duration_ms));
     return j;
 }
 
@@ -157,5 +161,7 @@ jp_outcome_t *jp_outcome_from_json(const json_t *j)
     o->error_reason = dup_or_null(opt_string(j, "errorReason"));
     o->error_message = dup_or_null(opt_string(j, "errorMessage"));
     o->detail = dup_or_null(opt_string(j, "detail"));
+    o->attempts = (int)json_integer_value(json_object_get(j, "attempts"));
+    o->duration_ms = json_integer_value(json_object_get(j, "durationMs"));
     return o;
 }

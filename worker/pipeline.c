@@ -247,10 +247,11 @@ static void publish_item(item_t *it)
     it->pending = 1; /* held until every produce below was attempted */
 
     if (it->ev) {
-        int64_t duration = mono_ms() - it->started_mono;
+        /* A replayed outcome carries the attempts and duration of its first run. */
+        const jp_outcome_t *o = it->outcome;
         failed |=
             produce_json(it, cfg->topics.results, it->ev->subject,
-                         jp_record_result(it->ev, it->outcome, it->attempts, duration, id, now), 1);
+                         jp_record_result(it->ev, o, o->attempts, o->duration_ms, id, now), 1);
         /* Decisions that change nothing in Jira are audited too: a replay of a
          * recorded outcome counts as skipped (already applied). */
         const char *decision = it->deadletter ? "deadlettered"
@@ -306,6 +307,10 @@ static void outcome_stored(jp_err_t err, const char *errstr, void *opaque)
 
 static void record_outcome(item_t *it)
 {
+    if (!it->recorded) { /* what the result reports, now and on every replay */
+        it->outcome->attempts = it->attempts;
+        it->outcome->duration_ms = mono_ms() - it->started_mono;
+    }
     it->deadletter = it->outcome->status == JP_OUTCOME_FAILED;
     if (jp_store_put_outcome(it->p->store, it->ev->id, it->outcome, outcome_stored, it) != JP_OK)
         outcome_stored(JP_ERR_REDIS, "Redis is not connected", it);

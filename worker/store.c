@@ -279,9 +279,6 @@ static void on_outcome(req_t *q, const redisReply *reply)
         fail(q, JP_ERR_INVALID, msg);
         return;
     }
-    json_t *d = json_object_get(j, "durationMs");
-    if (json_is_integer(d))
-        o->duration_ms = json_integer_value(d);
     json_decref(j);
     q->cb.outcome(JP_OK, "", o, q->opaque);
 }
@@ -493,8 +490,6 @@ jp_err_t jp_store_put_outcome(jp_store_t *s, const char *event_id, const jp_outc
     if (err != JP_OK)
         return err;
     json_t *j = jp_outcome_to_json(o);
-    if (j && o->duration_ms > 0)
-        json_object_set_new(j, "durationMs", json_integer(o->duration_ms));
     char *val = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!val)

@@ -54,7 +54,9 @@ typedef struct jp_outcome {
     json_t *changed;
     jp_outcome_call_t *calls;
     size_t call_count;
-    int64_t duration_ms; /* time spent applying, this attempt */
+    int64_t duration_ms; /* apply: this attempt's time; once terminal, the pipeline sets the
+                          * time from the event's first start to its outcome */
+    int attempts;        /* set by the pipeline once terminal: attempts it took (0 = none) */
 } jp_outcome_t;
 
 /* A fresh outcome with the given status, empty jira/changed objects, no
@@ -73,8 +75,9 @@ int jp_outcome_add_call(jp_outcome_t *o, const char *method, const char *api, co
 void jp_outcome_set_jira(jp_outcome_t *o, const char *key, const char *value);
 
 /* Serialise for the Redis outcome record and back. The JSON carries status,
- * error fields, detail, jira and changed; not the calls (they are audited
- * once, when made). jp_outcome_from_json returns NULL on a malformed value. */
+ * error fields, detail, jira, changed, attempts and duration; not the calls
+ * (they are audited once, when made), so a replayed result equals the first. jp_outcome_from_json
+ * returns NULL on a malformed value. */
 json_t *jp_outcome_to_json(const jp_outcome_t *o);
 jp_outcome_t *jp_outcome_from_json(const json_t *j);
 

@@ -169,9 +169,10 @@ def main():
                        lambda: (r := results_by_id(env)) and all(len(r.get(i, [])) >= 2
                                                                  for i in ids) and r,
                        timeout=90) or {}
-        same = all(len({x["status"] for x in res.get(i, [])}) == 1 for i in ids)
-        check("replayed outcomes are the recorded ones", same,
-              {i: [x["status"] for x in res.get(i, [])] for i in ids})
+        seen = {i: {(x["status"], x.get("attempts"), json.dumps(x.get("jira"), sort_keys=True))
+                    for x in res.get(i, [])} for i in ids}
+        check("replayed outcomes are the recorded ones (status, attempts, Jira ids)",
+              all(len(v) == 1 for v in seen.values()), seen)
         after = emulator(env, "/counters")["mutation_totals"]
         check("replay changed nothing in Jira", before == after, (before, after))
         replay.terminate()
