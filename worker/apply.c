@@ -273,6 +273,17 @@ bool jp_apply__ok(jp_apply_op_t *op, const jp_http_resp_t *resp)
 
 /* ---- calls ---------------------------------------------------------------------- */
 
+static void limit_call(const jp_apply_op_t *op, jp_limiter_call_t *c)
+{
+    c->site = op->site;
+    c->api = op->req->api;
+    c->method = op->req->method;
+    c->endpoint_class = op->req->endpoint_class;
+    c->issue_key = op->req->issue_key;
+    c->mutation = op->req->mutation;
+    c->lane = jp_lane_of(op->ev->type);
+}
+
 static void record_call(jp_apply_op_t *op, const jp_http_resp_t *resp)
 {
     char path[1024];
@@ -292,7 +303,49 @@ static void on_http(const jp_http_resp_t *resp, void *opaque)
         return;
     }
     record_call(op, resp);
+    if (op->a->limiter) {
+        jp_limiter_call_t c;
+        limit_call(op, &c);
+        jp_limiter_observe(op->a->limiter, &c, op->probe, resp->err == JP_OK ? resp->status : 0,
+                           jp_http_resp_header(resp, "Retry-After"),
+                           jp_http_resp_header(resp, "RateLimit-Reason"),
+                           jp_http_resp_header(resp, "X-RateLimit-NearLimit"));
+    }
     op->on_resp(op, resp);
+}
+
+static void send_now(jp_apply_op_t *op)
+{
+    jp_http_req_t hr;
+    jp_jira_req_http(op->req, &hr);
+    hr.timeout_ms = op->site->timeout_ms;
+    hr.insecure = op->site->tls_verify ? 0 : 1;
+    hr.ca_file = op->site->ca_file;
+    op->call_wall_ms = wall_ms();
+    op->call_ns = uv_hrtime();
+    char why[256];
+    if (jp_http_request(op->a->http, &hr, on_http, op, why, sizeof(why)) != JP_OK) {
+        jp_apply__fail(op, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, "http_client", "%s", why);
+        return;
+    }
+    op->in_http = true;
+}
+
+/* The shared budget's answer for the call in op->req. */
+static void on_token(jp_limiter_verdict_t v, int64_t wait_ms, const char *why, void *opaque)
+{
+    jp_apply_op_t *op = opaque;
+    op->wait = NULL;
+    if (v == JP_LIMITER_GO || v == JP_LIMITER_PROBE) {
+        op->probe = v == JP_LIMITER_PROBE;
+        send_now(op);
+        return;
+    }
+    /* Not sent: the event waits parked and starts over; no attempt is spent. */
+    jp_outcome_set_error(op->out, JP_OUTCOME_DEFERRED, JP_CLASS_RETRIABLE,
+                         v == JP_LIMITER_DEFER ? "rate_limited" : "limiter_unavailable", why);
+    op->out->retry_after_ms = wait_ms;
+    finish(op);
 }
 
 void jp_apply__send(jp_apply_op_t *op, jp_err_t err, jp_jira_req_t *req, const char *errstr,
@@ -310,19 +363,15 @@ void jp_apply__send(jp_apply_op_t *op, jp_err_t err, jp_jira_req_t *req, const c
     jp_jira_req_destroy(op->req);
     op->req = req;
     op->on_resp = step;
-    jp_http_req_t hr;
-    jp_jira_req_http(req, &hr);
-    hr.timeout_ms = op->site->timeout_ms;
-    hr.insecure = op->site->tls_verify ? 0 : 1;
-    hr.ca_file = op->site->ca_file;
-    op->call_wall_ms = wall_ms();
-    op->call_ns = uv_hrtime();
-    char why[256];
-    if (jp_http_request(op->a->http, &hr, on_http, op, why, sizeof(why)) != JP_OK) {
-        jp_apply__fail(op, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, "http_client", "%s", why);
+    op->probe = false;
+    if (!op->a->limiter) {
+        send_now(op);
         return;
     }
-    op->in_http = true;
+    jp_limiter_call_t c;
+    limit_call(op, &c);
+    if (!(op->wait = jp_limiter_acquire(op->a->limiter, &c, on_token, op)))
+        jp_apply__fail(op, JP_OUTCOME_RETRY, JP_CLASS_FATAL, "out_of_memory", "out of memory");
 }
 
 /* ---- users ------------------------------------------------------------------------ */
@@ -497,6 +546,7 @@ jp_apply_t *jp_apply_new(const jp_apply_opts_t *opts, char *errstr, size_t errst
     a->mapping = opts->mapping;
     a->store = opts->store;
     a->issue_find = opts->issue_find;
+    a->limiter = opts->limiter;
     return a;
 }
 
@@ -516,6 +566,8 @@ void jp_apply_destroy(jp_apply_t *a)
     d->tail = NULL;
     while (a->ops) {
         jp_apply_op_t *op = a->ops;
+        jp_limiter_cancel(a->limiter, op->wait);
+        op->wait = NULL;
         jp_outcome_set_error(op->out, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, "cancelled",
                              "the worker stopped before the event was applied");
         op_deliver(op); /* keeps the op alive while an HTTP or store callback is owed */
@@ -524,6 +576,25 @@ void jp_apply_destroy(jp_apply_t *a)
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_defer_closed);
     free(a);
+}
+
+size_t jp_apply_release(jp_apply_t *a, bool (*pred)(void *opaque, void *ctx), void *ctx)
+{
+    size_t n = 0;
+    if (!a)
+        return 0;
+    for (jp_apply_op_t *op = a->ops; op; op = op->next) {
+        if (!op->wait || (pred && !pred(op->opaque, ctx)))
+            continue;
+        jp_limiter_cancel(a->limiter, op->wait);
+        op->wait = NULL;
+        jp_outcome_set_error(op->out, JP_OUTCOME_DEFERRED, JP_CLASS_RETRIABLE, "released",
+                             "released before its call was sent");
+        op->out->retry_after_ms = 0;
+        defer_push(a, op); /* delivered from the loop, not from inside this call */
+        n++;
+    }
+    return n;
 }
 
 size_t jp_apply_in_flight(const jp_apply_t *a)

@@ -15,6 +15,7 @@
 #include "jiraprov/apply.h"
 #include "jiraprov/classify.h"
 #include "jiraprov/jira.h"
+#include "jiraprov/limiter.h"
 #include "jiraprov/outcome.h"
 
 #include <stdbool.h>
@@ -35,6 +36,7 @@ struct jp_apply {
     const jp_mapping_t *mapping;
     jp_store_t *store;
     jp_jira_find_t issue_find;
+    jp_limiter_t *limiter;
     jp_apply_op_t *ops; /* started, not yet called back (doubly linked) */
     size_t in_flight;
     jp_apply_defer_t *defer; /* finishes that happened inside jp_apply_start */
@@ -58,7 +60,9 @@ struct jp_apply_op {
     jp_apply__step_t *on_resp;
     int64_t call_wall_ms;
     uint64_t call_ns;
-    bool in_http;  /* an HTTP callback is owed to this op */
+    jp_limiter_wait_t *wait; /* waiting for a token of the shared budget */
+    bool probe;              /* the call in flight probes a quarantined API */
+    bool in_http;            /* an HTTP callback is owed to this op */
     bool in_store; /* a store callback is owed to this op */
     bool in_start; /* still inside jp_apply_start: finishing must wait */
     bool finish_pending;

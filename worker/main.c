@@ -36,7 +36,7 @@ static const char usage_text[] =
     "the configuration and applies log.level; other changes need a restart and are\n"
     "reported.\n"
     "HTTP (http.listen): /healthz (the loop is alive), /readyz (partitions assigned,\n"
-    "Redis reachable, not stopping), /metrics (Prometheus text).\n"
+    "Redis reachable, not stopping, not every site quarantined), /metrics (Prometheus text).\n"
     "Exit status: 0 after a clean stop, 1 on a fatal error, 2 on a bad command line\n"
     "or configuration.\n";
 
@@ -115,6 +115,28 @@ static void render_metrics(const jp_pipeline_stats_t *s, jp_httpd_reply_t *r)
             (unsigned long long)s->retries, (unsigned long long)s->publish_errors,
             (unsigned long long)s->redis_errors, (unsigned long long)s->held,
             (unsigned long long)s->parked, s->paused, s->assigned, s->redis_up);
+    fprintf(f,
+            "# HELP jiraprov_events_deferred_total Starts put off by the shared budget.\n"
+            "# TYPE jiraprov_events_deferred_total counter\n"
+            "jiraprov_events_deferred_total %llu\n"
+            "# HELP jiraprov_ratelimit_tokens_granted_total Jira calls let through by the shared "
+            "budget.\n"
+            "# TYPE jiraprov_ratelimit_tokens_granted_total counter\n"
+            "jiraprov_ratelimit_tokens_granted_total %llu\n"
+            "# HELP jiraprov_ratelimit_waiting Jira calls waiting for a token.\n"
+            "# TYPE jiraprov_ratelimit_waiting gauge\n"
+            "jiraprov_ratelimit_waiting %llu\n"
+            "# HELP jiraprov_ratelimit_cooldowns_total Cool-downs this worker set after 429/503.\n"
+            "# TYPE jiraprov_ratelimit_cooldowns_total counter\n"
+            "jiraprov_ratelimit_cooldowns_total %llu\n"
+            "# TYPE jiraprov_ratelimit_errors_total counter\n"
+            "jiraprov_ratelimit_errors_total %llu\n"
+            "# HELP jiraprov_sites_quarantined Sites with an API in quarantine.\n"
+            "# TYPE jiraprov_sites_quarantined gauge\n"
+            "jiraprov_sites_quarantined %d\n",
+            (unsigned long long)s->deferred, (unsigned long long)s->tokens_granted,
+            (unsigned long long)s->tokens_waiting, (unsigned long long)s->cooldowns,
+            (unsigned long long)s->limiter_errors, s->sites_quarantined);
     fclose(f);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->body = buf;
@@ -133,7 +155,9 @@ static void http_handler(const char *path, jp_httpd_reply_t *r, void *opaque)
         const char *why = s.stopping        ? "stopping\n"
                           : !s.redis_up     ? "redis unreachable\n"
                           : s.assigned <= 0 ? "no partitions assigned\n"
-                                            : NULL;
+                          : s.site_count > 0 && s.sites_quarantined >= s.site_count
+                              ? "every site is quarantined\n"
+                              : NULL;
         reply_text(r, why ? 503 : 200, why ? why : "ready\n");
     } else if (!strcmp(path, "/metrics")) {
         render_metrics(&s, r);

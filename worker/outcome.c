@@ -3,16 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *status_names[] = {"succeeded", "skipped", "failed", "retry", "quarantine"};
+static const char *status_names[] = {"succeeded", "skipped",    "failed",
+                                     "retry",     "quarantine", "deferred"};
 
 const char *jp_outcome_status_name(jp_outcome_status_t s)
 {
-    return s <= JP_OUTCOME_QUARANTINE ? status_names[s] : "unknown";
+    return s <= JP_OUTCOME_DEFERRED ? status_names[s] : "unknown";
 }
 
 static int status_parse(const char *name)
 {
-    for (int i = 0; name && i <= JP_OUTCOME_QUARANTINE; i++)
+    for (int i = 0; name && i <= JP_OUTCOME_DEFERRED; i++)
         if (!strcmp(name, status_names[i]))
             return i;
     return -1;

@@ -5,6 +5,7 @@
 #include "jiraprov/http.h"
 #include "jiraprov/kafka_in.h"
 #include "jiraprov/kafka_out.h"
+#include "jiraprov/limiter.h"
 #include "jiraprov/log.h"
 #include "jiraprov/mapping.h"
 #include "jiraprov/outcome.h"
@@ -49,6 +50,7 @@ struct jp_pipeline {
     jp_redis_t *redis;
     jp_store_t *store;
     jp_http_t *http;
+    jp_limiter_t *limiter;
     jp_mapping_t *mapping;
     jp_apply_t *apply;
     jp_seq_t *seq;
@@ -56,6 +58,7 @@ struct jp_pipeline {
     jp_kafka_out_t *out;
     uv_timer_t *wake;  /* parked items' next due time */
     uv_timer_t *drain; /* bound on a revoke or a stop */
+    uv_timer_t *tick;  /* copies the limiter's view into the stats each second */
     int paused;
     int stopping;
     int closing;
@@ -66,9 +69,10 @@ struct jp_pipeline {
     void (*on_fatal)(const char *, void *);
     void *fatal_opaque;
     struct {
-        _Atomic uint64_t consumed, completed[3], deadlettered, replayed, retries, publish_errors,
-            redis_errors, held, parked;
-        _Atomic int paused, assigned, redis_up, stopping;
+        _Atomic uint64_t consumed, completed[3], deadlettered, replayed, retries, deferred,
+            publish_errors, redis_errors, held, parked;
+        _Atomic uint64_t tokens_granted, tokens_waiting, cooldowns, limiter_errors;
+        _Atomic int paused, assigned, redis_up, stopping, sites_quarantined;
     } st;
 };
 
@@ -164,6 +168,7 @@ static void item_park(item_t *it, int64_t delay_ms)
     }
     it->parked = 1;
     atomic_fetch_add(&p->st.parked, 1);
+    maybe_finish_stop(p); /* a parked item no longer holds a stop */
     pump(p);
 }
 
@@ -190,9 +195,10 @@ static void delivered(jp_err_t err, jp_class_t cls, const char *errstr, void *op
     item_done(it);
 }
 
-static int produce_json(item_t *it, const char *topic, const char *key, json_t *record, int tracked)
+static int produce_record(jp_pipeline_t *p, item_t *it, const char *topic, const char *key,
+                          json_t *record)
 {
-    jp_pipeline_t *p = it->p;
+    int tracked = it != NULL;
     if (!record)
         return -1;
     char *text = json_dumps(record, JSON_COMPACT);
@@ -214,6 +220,12 @@ static int produce_json(item_t *it, const char *topic, const char *key, json_t *
     if (tracked)
         it->pending++;
     return 0;
+}
+
+/* tracked: the item's offset waits for the record's delivery. */
+static int produce_json(item_t *it, const char *topic, const char *key, json_t *record, int tracked)
+{
+    return produce_record(it->p, tracked ? it : NULL, topic, key, record);
 }
 
 static const char *item_key(const item_t *it)
@@ -347,6 +359,17 @@ static void applied(jp_outcome_t *o, void *opaque)
     jp_log_ctx_t ctx = item_ctx(it);
 
     publish_calls_audit(it, o);
+    if (o->status == JP_OUTCOME_DEFERRED) {
+        /* The shared budget said wait: not a failure, not an attempt. */
+        it->attempts--;
+        int64_t delay = o->retry_after_ms > 0 ? o->retry_after_ms : 0;
+        jp_log(JP_LOG_DEBUG, COMPONENT, &ctx, "deferred %lld ms: %s", (long long)delay,
+               o->error_message ? o->error_message : o->error_reason);
+        atomic_fetch_add(&p->st.deferred, 1);
+        jp_outcome_destroy(o);
+        item_park(it, delay);
+        return;
+    }
     if (o->status == JP_OUTCOME_RETRY || o->status == JP_OUTCOME_QUARANTINE) {
         history_add(it, o);
         int64_t age_s = (wall_ms() - it->first_ms) / 1000;
@@ -499,6 +522,24 @@ static void start_item(item_t *it)
 
 /* ---- the sequencer's side ------------------------------------------------ */
 
+static void tick_cb(uv_timer_t *t)
+{
+    jp_pipeline_t *p = t->data;
+    jp_limiter_stats_t ls;
+    jp_limiter_stats(p->limiter, &ls);
+    uint64_t granted = 0;
+    for (int i = 0; i < JP_LANE_COUNT; i++)
+        granted += ls.granted[i];
+    atomic_store(&p->st.tokens_granted, granted);
+    atomic_store(&p->st.tokens_waiting, ls.waiting);
+    atomic_store(&p->st.cooldowns, ls.cooldowns);
+    atomic_store(&p->st.limiter_errors, ls.errors);
+    int q = 0;
+    for (size_t i = 0; i < p->cfg->site_count; i++)
+        q += jp_limiter_site_quarantined(p->limiter, &p->cfg->sites[i]);
+    atomic_store(&p->st.sites_quarantined, q);
+}
+
 static void wake_cb(uv_timer_t *t)
 {
     pump(t->data);
@@ -618,6 +659,16 @@ static void maybe_finish_revoke(jp_pipeline_t *p, int force)
     jp_kafka_in_revoke_done(p->in);
 }
 
+static bool item_revoking(void *item, void *ctx)
+{
+    const item_t *it = item;
+    const jp_pipeline_t *p = ctx;
+    for (size_t i = 0; i < p->revoking_count; i++)
+        if (p->revoking[i] == it->msg->partition)
+            return true;
+    return false;
+}
+
 static void on_revoke(const int32_t *partitions, size_t n, void *opaque)
 {
     jp_pipeline_t *p = opaque;
@@ -638,6 +689,9 @@ static void on_revoke(const int32_t *partitions, size_t n, void *opaque)
     }
     jp_info(COMPONENT, "%zu partition(s) revoked; finishing what runs", n);
     uv_timer_start(p->drain, drain_timeout_cb, (uint64_t)p->cfg->worker.drain_timeout_ms, 0);
+    /* Events still waiting for a token have sent nothing: let them go now
+     * rather than hold the rebalance. */
+    jp_apply_release(p->apply, item_revoking, p);
     maybe_finish_revoke(p, 0);
     pump(p);
 }
@@ -673,6 +727,7 @@ static void consumer_closed(void *opaque)
         jp_warn(COMPONENT, "%zu record(s) undelivered at exit", left);
     uv_timer_stop(p->wake);
     uv_timer_stop(p->drain);
+    uv_timer_stop(p->tick);
     jp_info(COMPONENT, "stopped");
     if (p->on_stopped)
         p->on_stopped(p->stopped_opaque);
@@ -716,6 +771,7 @@ void jp_pipeline_stop(jp_pipeline_t *p, void (*on_stopped)(void *), void *opaque
             p->cfg->worker.drain_timeout_ms);
     update_pause(p);
     uv_timer_start(p->drain, stop_timeout_cb, (uint64_t)p->cfg->worker.drain_timeout_ms, 0);
+    jp_apply_release(p->apply, NULL, NULL); /* what sent nothing yet need not hold the stop */
     maybe_finish_stop(p);
 }
 
@@ -737,6 +793,7 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->deadlettered = atomic_load(&m->st.deadlettered);
     out->replayed = atomic_load(&m->st.replayed);
     out->retries = atomic_load(&m->st.retries);
+    out->deferred = atomic_load(&m->st.deferred);
     out->publish_errors = atomic_load(&m->st.publish_errors);
     out->redis_errors = atomic_load(&m->st.redis_errors);
     out->held = atomic_load(&m->st.held);
@@ -745,6 +802,33 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->assigned = atomic_load(&m->st.assigned);
     out->redis_up = atomic_load(&m->st.redis_up);
     out->stopping = atomic_load(&m->st.stopping);
+    out->tokens_granted = atomic_load(&m->st.tokens_granted);
+    out->tokens_waiting = atomic_load(&m->st.tokens_waiting);
+    out->cooldowns = atomic_load(&m->st.cooldowns);
+    out->limiter_errors = atomic_load(&m->st.limiter_errors);
+    out->sites_quarantined = atomic_load(&m->st.sites_quarantined);
+    out->site_count = (int)m->cfg->site_count;
+}
+
+/* A site's API entered or left quarantine: IDHub (results) and auditors
+ * (audit) hear it from the worker that made the transition. */
+static void on_site_state(const jp_site_t *site, jp_jira_api_t api, bool quarantined,
+                          const char *reason, int64_t since_ms, void *opaque)
+{
+    jp_pipeline_t *p = opaque;
+    const jp_config_t *cfg = p->cfg;
+    const char *apiname = jp_jira_api_name(api);
+    const char *topics[] = {cfg->topics.results, cfg->topics.audit};
+    for (size_t i = 0; i < 2; i++)
+        produce_record(p, NULL, topics[i], site->name,
+                       jp_record_site_state(site->name, apiname, quarantined, reason, since_ms,
+                                            cfg->worker.instance_id, wall_ms()));
+}
+
+static jp_limiter_t *limiter_new(jp_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+    jp_limiter_opts_t o = {p->loop, p->redis, p->cfg, on_site_state, p};
+    return jp_limiter_new(&o, errstr, errstr_size);
 }
 
 static jp_redis_t *redis_new(jp_pipeline_t *p, char *errstr, size_t errstr_size)
@@ -778,19 +862,26 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
     /* Timers are separate allocations: their close completes after destroy. */
     p->wake = malloc(sizeof(*p->wake));
     p->drain = malloc(sizeof(*p->drain));
-    if (!p->wake || !p->drain) {
+    p->tick = malloc(sizeof(*p->tick));
+    if (!p->wake || !p->drain || !p->tick) {
         free(p->wake);
         free(p->drain);
+        free(p->tick);
         free(p);
         jp_err_set(errstr, errstr_size, JP_ERR_NOMEM, "out of memory");
         return NULL;
     }
     uv_timer_init(loop, p->wake);
     uv_timer_init(loop, p->drain);
-    p->wake->data = p->drain->data = p;
+    uv_timer_init(loop, p->tick);
+    p->wake->data = p->drain->data = p->tick->data = p;
 
+    /* Every held event may run: one waiting for a token of the shared budget
+     * costs a queue entry, not a connection (those are capped by the HTTP
+     * client at max_in_flight), and a slow or throttled site must not take
+     * every slot from the others. */
     jp_seq_opts_t so = {(size_t)cfg->worker.max_buffered_events, 0,
-                        (size_t)cfg->worker.max_in_flight};
+                        (size_t)cfg->worker.max_buffered_events};
     jp_http_opts_t ho = {0};
     ho.max_connections = cfg->worker.max_in_flight;
     ho.max_host_connections = cfg->worker.max_in_flight;
@@ -799,10 +890,15 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
         !(p->store = jp_store_new(p->redis, cfg->redis.key_prefix, cfg->worker.outcome_ttl_s,
                                   errstr, errstr_size)) ||
         !(p->http = jp_http_new(loop, &ho, errstr, errstr_size)) ||
+        !(p->limiter = limiter_new(p, errstr, errstr_size)) ||
         !(p->mapping = jp_mapping_new(cfg->mapping, cfg->mapping_count, errstr, errstr_size)))
         goto fail;
-    jp_apply_opts_t ao = {
-        .loop = loop, .http = p->http, .cfg = cfg, .mapping = p->mapping, .store = p->store};
+    jp_apply_opts_t ao = {.loop = loop,
+                          .http = p->http,
+                          .cfg = cfg,
+                          .mapping = p->mapping,
+                          .store = p->store,
+                          .limiter = p->limiter};
     if (!(p->apply = jp_apply_new(&ao, errstr, errstr_size)) ||
         !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)))
         goto fail;
@@ -811,6 +907,8 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
         goto fail;
     /* Until Redis answers, nothing is taken: outcomes could not be checked. */
     update_pause(p);
+    uv_timer_start(p->tick, tick_cb, 1000, 1000);
+    uv_unref((uv_handle_t *)p->tick);
     return p;
 fail:
     jp_pipeline_destroy(p);
@@ -836,6 +934,7 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
      * holds; tear the producers of callbacks down first. */
     jp_kafka_in_destroy(p->in);
     jp_apply_destroy(p->apply);
+    jp_limiter_destroy(p->limiter);
     jp_seq_destroy(p->seq, free_held, p);
     jp_kafka_out_destroy(p->out);
     jp_http_destroy(p->http);
@@ -845,5 +944,6 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
     free(p->revoking);
     uv_close((uv_handle_t *)p->wake, free_handle);
     uv_close((uv_handle_t *)p->drain, free_handle);
+    uv_close((uv_handle_t *)p->tick, free_handle);
     free(p);
 }

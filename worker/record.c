@@ -434,6 +434,27 @@ json_t *jp_record_audit_decision(const jp_event_t *ev, const jp_outcome_t *o, co
     return finish(&b, rec, d);
 }
 
+json_t *jp_record_site_state(const char *site, const char *api, int quarantined, const char *reason,
+                             int64_t since_ms, const char *instance_id, int64_t now_ms)
+{
+    if (!site || !api)
+        return NULL;
+    builder_t b = {0};
+    const char *state = quarantined ? "quarantined" : "active";
+    char id[256];
+    snprintf(id, sizeof(id), "site:%s:%s:%s@%lld", site, api, state, (long long)since_ms);
+    json_t *rec = envelope(&b, id, JP_RECORD_TYPE_SITE_STATE, site, NULL, instance_id, now_ms);
+    put_str(&b, rec, "jirasite", site);
+    json_t *d = json_object();
+    put_str(&b, d, "site", site);
+    put_str(&b, d, "api", api);
+    put_str(&b, d, "state", state);
+    put_redacted(&b, d, "reason", reason ? reason : "");
+    put_time(&b, d, quarantined ? "since" : "quarantinedSince", since_ms);
+    put_str(&b, d, "worker", instance_id);
+    return finish(&b, rec, d);
+}
+
 char *jp_record_dump(const json_t *record, size_t *len)
 {
     char *s = record ? json_dumps(record, JSON_COMPACT) : NULL;

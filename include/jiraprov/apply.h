@@ -64,6 +64,11 @@
  * error_reason is the verdict's reason, error_message the server's error as
  * one readable sentence. A lookup that finds nothing the event needs (a
  * group, an account, an issue, a role) is FAILED with reason "not_found".
+ * With a limiter (opts->limiter), every call first takes a token of the
+ * site's shared budget and reports Jira's answer to it; when the budget
+ * says wait (a long cool-down, a quarantined API, a busy issue) or Redis
+ * cannot be asked, the event ends DEFERRED with retry_after_ms: nothing was
+ * wrong with it, the pipeline parks it without counting an attempt.
  * Every HTTP call made is recorded in outcome->calls (path without query
  * string or credentials); outcome->changed names the attributes or fields
  * written.
@@ -102,8 +107,12 @@
 #include "jiraprov/mapping.h"
 #include "jiraprov/outcome.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
+
+/* The shared per-site budget (include/jiraprov/limiter.h). */
+typedef struct jp_limiter jp_limiter_t;
 
 /* The Redis lookup cache (include/jiraprov/store.h). */
 typedef struct jp_store jp_store_t;
@@ -117,6 +126,7 @@ typedef struct jp_apply_opts {
     const jp_mapping_t *mapping; /* required: account attributes */
     jp_store_t *store;           /* optional lookup cache; NULL = none */
     jp_jira_find_t issue_find;   /* how issues are found by externalRef; 0 = by label */
+    jp_limiter_t *limiter;       /* optional shared budget: a token before every call */
 } jp_apply_opts_t;
 
 /* NULL with errstr set when a required option is missing or on ENOMEM. */
@@ -143,6 +153,12 @@ typedef void jp_apply_cb(jp_outcome_t *outcome, void *opaque);
  *   JP_ERR_NOMEM. */
 jp_err_t jp_apply_start(jp_apply_t *a, const jp_event_t *ev, int attempt, jp_apply_cb *cb,
                         void *opaque, char *errstr, size_t errstr_size);
+
+/* Events whose next call waits for a token and for which pred(opaque, ctx)
+ * is true (pred NULL: all) give up waiting: each is called back, later from
+ * the loop, with DEFERRED "released" and retry_after_ms 0. For a revoke or a
+ * stop: what has sent nothing yet need not hold the drain. Returns how many. */
+size_t jp_apply_release(jp_apply_t *a, bool (*pred)(void *opaque, void *ctx), void *ctx);
 
 /* Events started and not yet called back. */
 size_t jp_apply_in_flight(const jp_apply_t *a);

@@ -18,10 +18,12 @@ typedef enum jp_outcome_status {
     JP_OUTCOME_SKIPPED,       /* Jira already held it: nothing was changed */
     JP_OUTCOME_FAILED,        /* permanent: the event cannot be applied as sent */
     JP_OUTCOME_RETRY,         /* retriable: try again later (see retry_after_ms) */
-    JP_OUTCOME_QUARANTINE     /* the site's credentials/permissions/TLS are wrong */
+    JP_OUTCOME_QUARANTINE,    /* the site's credentials/permissions/TLS are wrong */
+    JP_OUTCOME_DEFERRED       /* not tried to the end, no failure: the shared budget said
+                               * wait (retry_after_ms); not an attempt, never terminal */
 } jp_outcome_status_t;
 
-/* "succeeded", "skipped", "failed", "retry", "quarantine". */
+/* "succeeded", "skipped", "failed", "retry", "quarantine", "deferred". */
 const char *jp_outcome_status_name(jp_outcome_status_t s);
 
 /* One HTTP call made to Jira while applying an event, for audit records.

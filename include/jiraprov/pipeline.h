@@ -38,6 +38,7 @@ typedef struct jp_pipeline_stats {
     uint64_t deadlettered;
     uint64_t replayed; /* redelivered events answered from the recorded outcome */
     uint64_t retries;
+    uint64_t deferred; /* starts put off by the shared budget (not attempts) */
     uint64_t publish_errors;
     uint64_t redis_errors;
     uint64_t held; /* items held: buffered, running or parked */
@@ -46,6 +47,13 @@ typedef struct jp_pipeline_stats {
     int assigned; /* partitions assigned */
     int redis_up;
     int stopping;
+    /* The shared budget (limiter), refreshed each second. */
+    uint64_t tokens_granted; /* calls let through */
+    uint64_t tokens_waiting; /* calls waiting for a token now */
+    uint64_t cooldowns;      /* cool-downs this worker set after 429/503 */
+    uint64_t limiter_errors;
+    int sites_quarantined; /* sites with an API in quarantine, as last seen */
+    int site_count;
 } jp_pipeline_stats_t;
 
 /* Creates every client and subscribes; events start flowing once the loop

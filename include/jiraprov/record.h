@@ -51,6 +51,7 @@
 #define JP_RECORD_TYPE_RESULT     "com.jiraprov.result"
 #define JP_RECORD_TYPE_DEADLETTER "com.jiraprov.deadletter"
 #define JP_RECORD_TYPE_AUDIT      "com.jiraprov.audit"
+#define JP_RECORD_TYPE_SITE_STATE "com.jiraprov.site.state"
 #define JP_RECORD_SOURCE_PREFIX   "jiraprov://worker/"
 /* Reserved member of an audit record's `data` for the tamper-evidence chain
  * (issue 7: stream id, sequence, HMAC). The encoders never set it; the chain
@@ -106,6 +107,16 @@ json_t *jp_record_audit_call(const jp_event_t *ev, const jp_outcome_t *o,
  * dead letter). */
 json_t *jp_record_audit_decision(const jp_event_t *ev, const jp_outcome_t *o, const char *decision,
                                  const char *instance_id, int64_t now_ms);
+
+/* A site's API entered or left quarantine (the limiter's shared state
+ * changed): type com.jiraprov.site.state, subject and jirasite = the site.
+ * Published to the results topic (IDHub) and the audit topic. data: site,
+ * api (scim|admin|rest), state (quarantined|active), reason, worker, and
+ * since (quarantined: when it began) or quarantinedSince (active: when the
+ * quarantine that just ended began). id: site:<site>:<api>:<state>@<since_ms>,
+ * the same on every worker that reports the same transition. */
+json_t *jp_record_site_state(const char *site, const char *api, int quarantined, const char *reason,
+                             int64_t since_ms, const char *instance_id, int64_t now_ms);
 
 /* The published form of a record: compact JSON, attributes in insertion
  * order. Returns malloc'd NUL-terminated text (free()) and its length in

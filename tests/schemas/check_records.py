@@ -26,6 +26,7 @@ TYPES = {
     "com.jiraprov.result": "result",
     "com.jiraprov.deadletter": "deadletter",
     "com.jiraprov.audit": "audit",
+    "com.jiraprov.site.state": "sitestate",
 }
 
 
@@ -139,6 +140,9 @@ def mutations():
         ("audit", "role target without role",
          lambda r: r["data"]["target"]["kind"] == "role", drop(["data", "target", "role"])),
         ("audit", "no actor", lambda r: True, drop(["data", "actor"])),
+        ("sitestate", "quarantined without since",
+         lambda r: r["data"]["state"] == "quarantined", drop(["data", "since"])),
+        ("sitestate", "no api", lambda r: True, drop(["data", "api"])),
     ]
 
 

@@ -270,7 +270,12 @@ static int run_until(int (*cond)(void *), void *arg, uint64_t ms)
 static void make_apply(jp_store_t *store)
 {
     char err[256];
-    jp_apply_opts_t o = {&H.loop, H.http, H.cfg, H.map, store, JP_JIRA_FIND_BY_LABEL};
+    jp_apply_opts_t o = {.loop = &H.loop,
+                         .http = H.http,
+                         .cfg = H.cfg,
+                         .mapping = H.map,
+                         .store = store,
+                         .issue_find = JP_JIRA_FIND_BY_LABEL};
     H.apply = jp_apply_new(&o, err, sizeof(err));
     ck_assert_msg(H.apply != NULL, "%s", err);
 }

@@ -239,6 +239,14 @@ static void audit_set(lines_t *out)
     jp_event_destroy(role);
 }
 
+static void site_states_set(lines_t *out)
+{
+    add_line(out, dump(jp_record_site_state("prod", "scim", 1, "credentials refused", NOW - 60000,
+                                            INSTANCE, NOW)));
+    add_line(out, dump(jp_record_site_state("prod", "scim", 0, "probe succeeded", NOW - 60000,
+                                            INSTANCE, NOW + 1000)));
+}
+
 /* Compares the lines with the sample file (or rewrites it). */
 static void check_samples(const char *name, lines_t *l)
 {
@@ -292,6 +300,15 @@ START_TEST(samples_audit)
     lines_t l = {0};
     audit_set(&l);
     check_samples("audit.jsonl", &l);
+    free_lines(&l);
+}
+END_TEST
+
+START_TEST(samples_site_state)
+{
+    lines_t l = {0};
+    site_states_set(&l);
+    check_samples("sitestate.jsonl", &l);
     free_lines(&l);
 }
 END_TEST
@@ -540,6 +557,7 @@ static Suite *suite(void)
     tcase_add_test(tc, samples_results);
     tcase_add_test(tc, samples_deadletters);
     tcase_add_test(tc, samples_audit);
+    tcase_add_test(tc, samples_site_state);
     tcase_add_test(tc, result_shape);
     tcase_add_test(tc, times);
     tcase_add_test(tc, deadletter_bytes);
