@@ -134,7 +134,7 @@ start_redis() {
         args=(--bind 127.0.0.1 --port "$REDIS_PORT" --daemonize no --logfile "")
         if ((redis_persist)); then
             mkdir -p "$state/redis"
-            args+=(--dir "$state/redis" --appendonly yes)
+            args+=(--dir "$state/redis" --appendonly yes --appendfsync always)
         else
             args+=(--dir "$state" --save "" --appendonly no)
         fi

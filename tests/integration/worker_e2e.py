@@ -79,7 +79,7 @@ def wait_for(what, fn, timeout=60):
 def results_by_id(env):
     by_id = {}
     for _, rec in consume(env, env["TOPIC_RESULTS"]):
-        if rec and "data" in rec:
+        if rec and rec.get("type") == "com.jiraprov.result":
             by_id.setdefault(rec["data"]["eventId"], []).append(rec["data"])
     return by_id
 
