@@ -370,6 +370,11 @@ static void applied(jp_outcome_t *o, void *opaque)
         item_park(it, delay);
         return;
     }
+    if (o->status == JP_OUTCOME_QUARANTINE) /* parked, not failed: auditors see why */
+        produce_json(it, cfg->topics.audit, it->ev->subject,
+                     jp_record_audit_decision(it->ev, o, "quarantined", cfg->worker.instance_id,
+                                              wall_ms()),
+                     0);
     if (o->status == JP_OUTCOME_RETRY || o->status == JP_OUTCOME_QUARANTINE) {
         history_add(it, o);
         int64_t age_s = (wall_ms() - it->first_ms) / 1000;
