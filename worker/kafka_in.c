@@ -31,10 +31,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JP_KAFKA_IN_BATCH      500  /* messages per wake-up before yielding to the loop */
-#define JP_KAFKA_IN_TIMER_MS   1000 /* safety-net poll interval */
-#define JP_KAFKA_IN_COMPONENT  "kafka_in"
-#define JP_KAFKA_IN_REASON_MAX 512
+#define JP_KAFKA_IN_BATCH         500   /* messages per wake-up before yielding to the loop */
+#define JP_KAFKA_IN_TIMER_MS      1000  /* safety-net poll interval */
+#define JP_KAFKA_IN_CLOSE_WAIT_MS 10000 /* bound on waiting for a first assignment at close */
+#define JP_KAFKA_IN_COMPONENT     "kafka_in"
+#define JP_KAFKA_IN_REASON_MAX    512
 
 /* One assigned partition. */
 typedef struct in_part {
@@ -68,6 +69,9 @@ struct jp_kafka_in {
     uv_idle_t idle;
     uv_timer_t timer;
     int handles_open;
+    int assigned_once;          /* a rebalance assigned this member (even nothing) */
+    int close_deferred;         /* close waits for the first assignment */
+    uint64_t close_deadline_ms; /* ... until this loop time at most */
     jp_kafka_in_cbs_t cbs;
     char *topic;
 
@@ -97,6 +101,7 @@ struct jp_kafka_in {
 };
 
 static void destroy_now(jp_kafka_in_t *in);
+static void start_close(jp_kafka_in_t *in);
 static void on_idle(uv_idle_t *h);
 
 /* ---------------------------------------------------------------- shared helpers (kafka.h) */
@@ -429,6 +434,9 @@ static void do_assign(jp_kafka_in_t *in, rd_kafka_topic_partition_list_t *l)
     if (ids && n && in->cbs.on_assign)
         in->cbs.on_assign(ids, n, in->cbs.opaque);
     free(ids);
+    in->assigned_once = 1;
+    if (in->close_deferred)
+        start_close(in);
 }
 
 static void finish_revoke(jp_kafka_in_t *in);
@@ -717,7 +725,10 @@ static void on_idle(uv_idle_t *h)
 
 static void on_timer(uv_timer_t *h)
 {
-    drain(h->data);
+    jp_kafka_in_t *in = h->data;
+    if (in->close_deferred && uv_now(h->loop) >= in->close_deadline_ms)
+        start_close(in);
+    drain(in);
 }
 
 /* ---------------------------------------------------------------- life cycle */
@@ -991,15 +1002,12 @@ void jp_kafka_in_revoke_done(jp_kafka_in_t *in)
         destroy_now(in);
 }
 
-void jp_kafka_in_close(jp_kafka_in_t *in, void (*on_closed)(void *opaque), void *opaque)
+static void start_close(jp_kafka_in_t *in)
 {
     rd_kafka_error_t *error;
 
-    if (!in || in->closing || in->destroyed)
-        return;
+    in->close_deferred = 0;
     in->closing = 1;
-    in->on_closed = on_closed;
-    in->closed_opaque = opaque;
     parked_drop(in, 1);
     if (!(in->closeq = rd_kafka_queue_new(in->rk))) {
         in->close_failed = 1;
@@ -1012,6 +1020,25 @@ void jp_kafka_in_close(jp_kafka_in_t *in, void (*on_closed)(void *opaque), void 
         }
     }
     uv_idle_start(&in->idle, on_idle);
+}
+
+void jp_kafka_in_close(jp_kafka_in_t *in, void (*on_closed)(void *opaque), void *opaque)
+{
+    if (!in || in->closing || in->close_deferred || in->destroyed)
+        return;
+    in->on_closed = on_closed;
+    in->closed_opaque = opaque;
+    /* librdkafka 2.0's cooperative-sticky assignor aborts the process when a member is
+     * destroyed after its JoinGroup but before its first assignment (librdkafka #4312, fixed
+     * in 2.3): a member that was never assigned waits for that first rebalance, boundedly. */
+    if (cooperative(in) && !in->assigned_once) {
+        in->close_deferred = 1;
+        in->close_deadline_ms = uv_now(in->timer.loop) + JP_KAFKA_IN_CLOSE_WAIT_MS;
+        jp_info(JP_KAFKA_IN_COMPONENT, "%s: leaving the group after its first assignment",
+                rd_kafka_name(in->rk));
+        return;
+    }
+    start_close(in);
 }
 
 static void destroy_now(jp_kafka_in_t *in)

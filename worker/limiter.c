@@ -166,9 +166,10 @@ struct jp_limiter_wait {
     jp_lane_t lane;
     jp_limiter_cb *cb;
     void *opaque;
-    char *issue_key; /* set for mutations of an issue */
-    bool asking;     /* part of the token request in flight */
-    bool cancelled;  /* withdrawn while asking */
+    char *issue_key;      /* set for mutations of an issue */
+    bool asking;          /* part of the token request in flight */
+    int64_t full_wait_ms; /* > 0: found its queue full (on the overflow list) */
+    bool cancelled;       /* withdrawn while asking */
 };
 
 typedef struct lane_list {
@@ -218,6 +219,9 @@ struct jp_limiter {
     const jp_config_t *cfg;
     jp_limiter_state_cb *on_site_state;
     void *opaque;
+    size_t max_queue;
+    lane_list_t overflow; /* calls that found their queue full, answered DEFER from kick */
+    uv_timer_t *kick;
     jp_redis_script_t *acquire_script, *observe_script;
     queue_t *queues[QUEUE_BUCKETS];
     site_state_t *sites;
@@ -671,6 +675,16 @@ static void ask(queue_t *q)
 
 /* ---- acquire / cancel --------------------------------------------------------------- */
 
+static void kick_cb(uv_timer_t *t)
+{
+    jp_limiter_t *l = t->data;
+    jp_limiter_wait_t *w;
+    while ((w = lane_pop(&l->overflow))) {
+        int64_t wait = w->full_wait_ms + (int64_t)(frand() * (double)(w->full_wait_ms / 5 + 1));
+        answer(w->q, w, JP_LIMITER_DEFER, wait, "too many calls waiting for this site's budget");
+    }
+}
+
 jp_limiter_wait_t *jp_limiter_acquire(jp_limiter_t *l, const jp_limiter_call_t *c,
                                       jp_limiter_cb *cb, void *opaque)
 {
@@ -690,9 +704,20 @@ jp_limiter_wait_t *jp_limiter_acquire(jp_limiter_t *l, const jp_limiter_call_t *
             return NULL;
         }
     }
-    lane_push_back(&q->lanes[w->lane], w);
+    /* A full queue: this call's turn is far off; its event waits parked instead. */
+    double rate = method_rate(&c->site->rate_limits, c->method);
+    size_t by_rate = (size_t)(rate * JP_LIMITER_QUEUE_MAX_MS / 1000.0) + 1;
+    size_t cap = l->max_queue && l->max_queue < by_rate ? l->max_queue : by_rate;
     q->waiting++;
     l->st.waiting++;
+    if (q->waiting > cap && w->lane != JP_LANE_DEPROVISION) {
+        int64_t turn = (int64_t)((double)q->waiting * 1000.0 / (rate > 0 ? rate : 1));
+        w->full_wait_ms = turn > JP_LIMITER_QUEUE_MAX_MS ? turn : JP_LIMITER_QUEUE_MAX_MS;
+        lane_push_back(&l->overflow, w);
+        uv_timer_start(l->kick, kick_cb, 0, 0);
+        return w;
+    }
+    lane_push_back(&q->lanes[w->lane], w);
     /* Never answer from inside this call: the request goes out from the loop. */
     if (!q->asking && !uv_is_active((uv_handle_t *)q->timer))
         schedule(q, 0);
@@ -707,7 +732,7 @@ void jp_limiter_cancel(jp_limiter_t *l, jp_limiter_wait_t *w)
         w->cancelled = true;
         return;
     }
-    lane_list_t *ll = &w->q->lanes[w->lane];
+    lane_list_t *ll = w->full_wait_ms > 0 ? &l->overflow : &w->q->lanes[w->lane];
     jp_limiter_wait_t *prev = NULL;
     for (jp_limiter_wait_t *x = ll->head; x; prev = x, x = x->next) {
         if (x != w)
@@ -880,9 +905,17 @@ jp_limiter_t *jp_limiter_new(const jp_limiter_opts_t *o, char *errstr, size_t er
     l->cfg = o->cfg;
     l->on_site_state = o->on_site_state;
     l->opaque = o->opaque;
+    l->max_queue = o->max_queue;
     l->anchor = anchor;
     anchor->l = l;
     anchor->refs = 1;
+    if (!(l->kick = malloc(sizeof(*l->kick)))) {
+        jp_err_set(errstr, errstr_size, JP_ERR_NOMEM, "out of memory");
+        jp_limiter_destroy(l);
+        return NULL;
+    }
+    uv_timer_init(l->loop, l->kick);
+    l->kick->data = l;
     if (!(l->acquire_script = jp_redis_script_new(o->redis, acquire_lua, errstr, errstr_size)) ||
         !(l->observe_script = jp_redis_script_new(o->redis, observe_lua, errstr, errstr_size))) {
         jp_limiter_destroy(l);
@@ -895,6 +928,11 @@ void jp_limiter_destroy(jp_limiter_t *l)
 {
     if (!l)
         return;
+    jp_limiter_wait_t *w;
+    while ((w = lane_pop(&l->overflow)))
+        answer(w->q, w, JP_LIMITER_ERROR, 0, "limiter closed");
+    if (l->kick)
+        uv_close((uv_handle_t *)l->kick, free_timer);
     for (size_t i = 0; i < QUEUE_BUCKETS; i++) {
         queue_t *q;
         while ((q = l->queues[i])) {

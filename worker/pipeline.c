@@ -371,10 +371,10 @@ static void applied(jp_outcome_t *o, void *opaque)
         return;
     }
     if (o->status == JP_OUTCOME_QUARANTINE) /* parked, not failed: auditors see why */
-        produce_json(it, cfg->topics.audit, it->ev->subject,
-                     jp_record_audit_decision(it->ev, o, "quarantined", cfg->worker.instance_id,
-                                              wall_ms()),
-                     0);
+        produce_json(
+            it, cfg->topics.audit, it->ev->subject,
+            jp_record_audit_decision(it->ev, o, "quarantined", cfg->worker.instance_id, wall_ms()),
+            0);
     if (o->status == JP_OUTCOME_RETRY || o->status == JP_OUTCOME_QUARANTINE) {
         history_add(it, o);
         int64_t age_s = (wall_ms() - it->first_ms) / 1000;
@@ -832,7 +832,9 @@ static void on_site_state(const jp_site_t *site, jp_jira_api_t api, bool quarant
 
 static jp_limiter_t *limiter_new(jp_pipeline_t *p, char *errstr, size_t errstr_size)
 {
-    jp_limiter_opts_t o = {p->loop, p->redis, p->cfg, on_site_state, p};
+    int cap = p->cfg->worker.max_in_flight / 4;
+    jp_limiter_opts_t o = {p->loop,       p->redis, p->cfg,
+                           on_site_state, p,        (size_t)(cap > 16 ? cap : 16)};
     return jp_limiter_new(&o, errstr, errstr_size);
 }
 
@@ -881,12 +883,11 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
     uv_timer_init(loop, p->tick);
     p->wake->data = p->drain->data = p->tick->data = p;
 
-    /* Every held event may run: one waiting for a token of the shared budget
-     * costs a queue entry, not a connection (those are capped by the HTTP
-     * client at max_in_flight), and a slow or throttled site must not take
-     * every slot from the others. */
+    /* Events waiting for a token of the shared budget count as running: up to
+     * twice the connections, so that a throttled site (whose waiting calls the
+     * limiter caps at a quarter of them) cannot take every slot. */
     jp_seq_opts_t so = {(size_t)cfg->worker.max_buffered_events, 0,
-                        (size_t)cfg->worker.max_buffered_events};
+                        (size_t)cfg->worker.max_in_flight * 2};
     jp_http_opts_t ho = {0};
     ho.max_connections = cfg->worker.max_in_flight;
     ho.max_host_connections = cfg->worker.max_in_flight;

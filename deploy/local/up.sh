@@ -27,14 +27,15 @@ NO_SITE_URL=http://127.0.0.1:1
 usage() {
     cat <<EOF
 Usage: $JP_PROG [--state DIR] [--workers N] [--partitions N] [--event-partitions N]
-                [--redis-persist]
+                [--redis-persist] [--brokers N]
 Starts the local stack from the binaries in \$JP_BUILD_DIR (default: $JP_ROOT/build).
 
   --state DIR           PIDs, logs, generated config and secrets [deploy/local/state]
   --workers N           workers to start if the worker is built [1]
   --event-partitions N  partitions of $TOPIC_EVENTS [8]
   --partitions N        partitions of the results, recon, audit and dead-letter topics [4]
-  --redis-persist       let Redis keep an append-only file in DIR/redis
+  --redis-persist       let Redis keep an append-only file in DIR/redis (fsync on every write)
+  --brokers N           brokers of the embedded Kafka cluster [1]
   -h, --help
 
 Endpoints go to stack.env: deploy/local/stack.env for the default state, DIR/stack.env
@@ -50,6 +51,7 @@ workers=1
 partitions=4
 event_partitions=8
 redis_persist=0
+brokers=1
 
 need_count() { # OPTION VALUE MIN MAX
     if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
@@ -59,13 +61,14 @@ need_count() { # OPTION VALUE MIN MAX
 
 while (($#)); do
     case $1 in
-    --state | --workers | --partitions | --event-partitions)
+    --state | --workers | --partitions | --event-partitions | --brokers)
         (($# >= 2)) || jp_die "$1 needs a value (see --help)"
         case $1 in
         --state) state=$2 ;;
         --workers) need_count "$1" "$2" 0 32 && workers=$2 ;;
         --partitions) need_count "$1" "$2" 1 256 && partitions=$2 ;;
         --event-partitions) need_count "$1" "$2" 1 256 && event_partitions=$2 ;;
+        --brokers) need_count "$1" "$2" 1 9 && brokers=$2 ;;
         esac
         shift 2
         ;;
@@ -114,7 +117,7 @@ ready_kafka() {
 
 start_kafka() {
     rm -f "$state/kafka.bootstrap"
-    start_component kafka ready_kafka "$KAFKA_BIN" --brokers 1 \
+    start_component kafka ready_kafka "$KAFKA_BIN" --brokers "$brokers" \
         --topic "$TOPIC_EVENTS:$event_partitions" \
         --topic "$TOPIC_RESULTS:$partitions" --topic "$TOPIC_RECON:$partitions" \
         --topic "$TOPIC_AUDIT:$partitions" --topic "$TOPIC_DLQ:$partitions" \

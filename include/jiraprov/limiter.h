@@ -46,9 +46,10 @@
  *
  * Waiting
  *   A call waits in a local queue per bucket while tokens refill (one Redis
- *   round trip grants a batch to the queue's head). When the wait would be
- *   long (a cool-down or hourly quota over JP_LIMITER_QUEUE_MAX_MS, a
- *   quarantine, a busy issue) the call is answered DEFER with the time to
+ *   round trip grants a batch to the queue's head). A queue holds at most
+ *   opts.max_queue calls and about JP_LIMITER_QUEUE_MAX_MS worth of the
+ *   bucket's rate; beyond that, and when the wait would be long (a cool-down or hourly quota over
+ * JP_LIMITER_QUEUE_MAX_MS, a quarantine, a busy issue) the call is answered DEFER with the time to
  *   wait, so the caller parks its event instead of holding it.
  *
  * Sharing off (rate_limits.shared: false) keeps the same state under keys
@@ -134,6 +135,11 @@ typedef struct jp_limiter_opts {
     const jp_config_t *cfg; /* sites, their rate_limits, redis.key_prefix, instance id */
     jp_limiter_state_cb *on_site_state;
     void *opaque;
+    /* Calls one queue (site, API, method, class) may hold; a call that finds it
+     * full, or whose turn would come after JP_LIMITER_QUEUE_MAX_MS at the
+     * bucket's rate, is answered DEFER at once: a slow site must not hold
+     * every running event of the worker. 0 = no cap. */
+    size_t max_queue;
 } jp_limiter_opts_t;
 
 /* NULL with errstr on a missing option or ENOMEM. */

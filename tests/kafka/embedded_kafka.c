@@ -105,6 +105,7 @@ static void usage(FILE *out)
             "\n"
             "Control commands (one per line on the FIFO):\n"
             "  broker-down ID | broker-up ID | broker-rtt ID MS\n"
+            "  leader TOPIC PARTITION ID    (move the partition's leader to broker ID)\n"
             "  topic-error TOPIC ERR        (ERR is a Kafka error code, 0 clears)\n"
             "  request-errors APIKEY ERR... (errors returned to the next requests of APIKEY)\n",
             rd_kafka_version_str(), EK_MAX_BROKERS, EK_DEFAULT_PARTS);
@@ -430,6 +431,14 @@ static rd_kafka_resp_err_t ek_ctl_apply(rd_kafka_mock_cluster_t *mc, char *line)
             return RD_KAFKA_RESP_ERR__INVALID_ARG;
         rd_kafka_mock_topic_set_error(mc, w[1], (rd_kafka_resp_err_t)v);
         return RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (!strcmp(w[0], "leader")) { /* leader TOPIC PARTITION BROKER: a leader move */
+        long part;
+        if (n != 4 || !ek_valid_topic_name(w[1], strlen(w[1])) ||
+            ek_parse_int(w[2], 0, 100000, &part) != 0 ||
+            ek_parse_int(w[3], 1, EK_MAX_BROKERS, &id) != 0)
+            return RD_KAFKA_RESP_ERR__INVALID_ARG;
+        return rd_kafka_mock_partition_set_leader(mc, w[1], (int32_t)part, (int32_t)id);
     }
     if (n < 2 || ek_parse_int(w[1], 1, EK_MAX_BROKERS, &id) != 0)
         return RD_KAFKA_RESP_ERR__INVALID_ARG;

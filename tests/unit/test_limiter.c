@@ -80,6 +80,8 @@ static jp_config_t *make_cfg(const char *instance, const char *limits)
     return cfg;
 }
 
+static size_t max_queue; /* jp_limiter_opts_t.max_queue of the next env_open */
+
 static void env_open(const char *limits)
 {
     memset(&E, 0, sizeof(E));
@@ -101,7 +103,7 @@ static void env_open(const char *limits)
         char err[256];
         E.redis[i] = jp_redis_new(&E.loop, &o, err, sizeof(err));
         ck_assert_msg(E.redis[i] != NULL, "%s", err);
-        jp_limiter_opts_t lo = {&E.loop, E.redis[i], E.cfg[i], on_site_state, &E};
+        jp_limiter_opts_t lo = {&E.loop, E.redis[i], E.cfg[i], on_site_state, &E, max_queue};
         E.lim[i] = jp_limiter_new(&lo, err, sizeof(err));
         ck_assert_msg(E.lim[i] != NULL, "%s", err);
     }
@@ -277,6 +279,29 @@ START_TEST(deprovision_uses_reserve)
 }
 END_TEST
 
+/* A queue holds at most max_queue calls (8 here): later ones are deferred at
+ * once, so one slow site cannot hold every running event; deprovisioning
+ * is never turned away. */
+START_TEST(full_queue_defers)
+{
+    max_queue = 8;
+    env_open(LIMITS_20);
+    max_queue = 0;
+    jp_limiter_call_t n = call(0, JP_HTTP_POST, "scim.users", JP_LANE_NORMAL);
+    jp_limiter_call_t d = call(0, JP_HTTP_POST, "scim.users", JP_LANE_DEPROVISION);
+    for (int i = 0; i < 12; i++)
+        ask(i, 0, &n);
+    ask(12, 0, &d);
+    await_answers(13, 5000);
+    ck_assert_int_eq(count(0, 8, JP_LIMITER_GO), 8);
+    ck_assert_int_eq(count(8, 12, JP_LIMITER_DEFER), 4);
+    for (int i = 8; i < 12; i++)
+        ck_assert_int_ge(E.g[i].wait_ms, JP_LIMITER_QUEUE_MAX_MS);
+    ck_assert_int_eq(E.g[12].v, JP_LIMITER_GO);
+    env_close();
+}
+END_TEST
+
 /* ---- the reactive view ---------------------------------------------------------- */
 
 /* A 429 seen by one worker stops the other at once: a long Retry-After
@@ -417,13 +442,18 @@ START_TEST(quarantine_and_recovery)
     env_open("  quarantine_after: 3\n  quarantine_probe_s: 1\n");
     jp_limiter_call_t c0 = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
     jp_limiter_call_t c1 = call(1, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
-    /* Two refusals and a success: the run is broken, nothing happens. */
+    /* Two refusals and a success: the run is broken, nothing happens. (Each
+     * report is let through before the next: two connections do not order.) */
     jp_limiter_observe(E.lim[0], &c0, false, 401, NULL, NULL, NULL);
+    testloop_run_for(&E.loop, 30);
     jp_limiter_observe(E.lim[1], &c1, false, 403, NULL, NULL, NULL);
+    testloop_run_for(&E.loop, 30);
     ask(0, 0, &c0); /* learns of the failures */
     await_answers(1, 2000);
     jp_limiter_observe(E.lim[0], &c0, false, 200, NULL, NULL, NULL);
+    testloop_run_for(&E.loop, 30);
     jp_limiter_observe(E.lim[0], &c0, false, 401, NULL, NULL, NULL);
+    testloop_run_for(&E.loop, 30);
     jp_limiter_observe(E.lim[1], &c1, false, 401, NULL, NULL, NULL);
     testloop_run_for(&E.loop, 50);
     ck_assert_int_eq(E.states, 0);
@@ -542,6 +572,7 @@ static Suite *suite(void)
     tcase_add_test(tc, shared_between_workers);
     tcase_add_test(tc, unshared_each_its_own);
     tcase_add_test(tc, deprovision_uses_reserve);
+    tcase_add_test(tc, full_queue_defers);
     tcase_add_test(tc, cooldown_shared);
     tcase_add_test(tc, cooldown_short_waits_in_queue);
     tcase_add_test(tc, cooldown_scopes);
