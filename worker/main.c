@@ -28,6 +28,8 @@ static const char usage_text[] =
     "\n"
     "  -c, --config FILE   the YAML configuration (see config/jiraprov.example.yaml)\n"
     "      --check-config  validate the configuration, print it (secrets redacted), exit\n"
+    "      --list-metrics  print every metric /metrics exports (name, type, labels, help),\n"
+    "                      one per line, tab-separated, and exit\n"
     "  -v, --verbose       log at debug level (overrides log.level)\n"
     "  -V, --version       print the version and exit\n"
     "  -h, --help          this help\n"
@@ -266,6 +268,26 @@ static void on_sighup(uv_signal_t *s, int signum)
            d.restart.count ? d.restart.text : "nothing");
 }
 
+static void print_family(const char *name, jp_metrics_type_t type, const char *help,
+                         const char *const *labels, void *opaque)
+{
+    printf("%s\t%s\t", name, jp_metrics_type_name(type));
+    for (size_t i = 0; labels[i]; i++)
+        printf("%s%s", i ? "," : "", labels[i]);
+    printf("\t%s\n", help);
+}
+
+static int list_metrics(void)
+{
+    jp_metrics_t *r = jp_metrics_process();
+    if (!r) {
+        fprintf(stderr, "jiraprov-worker: out of memory\n");
+        return 1;
+    }
+    jp_metrics_families(r, print_family, NULL);
+    return 0;
+}
+
 static int check_config(const char *path)
 {
     char err[1024];
@@ -355,10 +377,13 @@ static int run(app_t *app)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-        {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"check-config", no_argument, NULL, 'C'},
+                                             {"list-metrics", no_argument, NULL, 'M'},
+                                             {"verbose", no_argument, NULL, 'v'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     app_t app;
     memset(&app, 0, sizeof(app));
     int check = 0, opt;
@@ -370,6 +395,8 @@ int main(int argc, char **argv)
         case 'C':
             check = 1;
             break;
+        case 'M':
+            return list_metrics();
         case 'v':
             app.verbose = 1;
             break;

@@ -389,6 +389,29 @@ void jp_metrics_each(jp_metrics_family_t *f,
     pthread_mutex_unlock(&f->lock);
 }
 
+void jp_metrics_families(jp_metrics_t *r,
+                         void (*fn)(const char *name, jp_metrics_type_t type, const char *help,
+                                    const char *const *labels, void *opaque),
+                         void *opaque)
+{
+    if (!r || !fn)
+        return;
+    pthread_mutex_lock(&r->lock);
+    for (jp_metrics_family_t *f = r->head; f; f = f->next) {
+        const char *labels[JP_METRICS_MAX_LABELS + 1];
+        for (size_t k = 0; k < f->nlabels; k++)
+            labels[k] = f->labels[k];
+        labels[f->nlabels] = NULL;
+        fn(f->name, f->type, f->help, labels, opaque);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+const char *jp_metrics_type_name(jp_metrics_type_t type)
+{
+    return (unsigned)type <= JP_METRICS_HISTOGRAM ? type_names[type] : "unknown";
+}
+
 /* ---- rendering -------------------------------------------------------------- */
 
 char *jp_metrics_format_value(double v, char *buf, size_t size)

@@ -94,6 +94,15 @@ void jp_metrics_each(jp_metrics_family_t *f,
                      void (*fn)(const char *const *values, double value, void *opaque),
                      void *opaque);
 
+/* Calls fn for every family in registration order: name, type, help and
+ * label names (NULL-terminated; valid during the call only). */
+void jp_metrics_families(jp_metrics_t *r,
+                         void (*fn)(const char *name, jp_metrics_type_t type, const char *help,
+                                    const char *const *labels, void *opaque),
+                         void *opaque);
+/* "counter", "gauge", "histogram". */
+const char *jp_metrics_type_name(jp_metrics_type_t type);
+
 /* The exposition text; *len (may be NULL) gets its length. NULL on ENOMEM. */
 char *jp_metrics_render(jp_metrics_t *r, size_t *len);
 

@@ -458,6 +458,32 @@ START_TEST(remove_get_and_each)
 }
 END_TEST
 
+static void list_family(const char *name, jp_metrics_type_t type, const char *help,
+                        const char *const *labels, void *opaque)
+{
+    char *buf = opaque;
+    size_t n = strlen(buf);
+    n += (size_t)snprintf(buf + n, 256 - n, "%s %s %s", name, jp_metrics_type_name(type), help);
+    for (size_t i = 0; labels[i]; i++)
+        n += (size_t)snprintf(buf + n, 256 - n, "%s%s", i ? "," : " ", labels[i]);
+    snprintf(buf + n, 256 - n, ";");
+}
+
+START_TEST(families_are_listed)
+{
+    jp_metrics_t *r = jp_metrics_new();
+    static const double b[] = {1};
+    jp_metrics_register(r, JP_METRICS_COUNTER, "a_total", "A.", JP_METRICS_LV("x", "y"), NULL, 0,
+                        NULL, 0);
+    jp_metrics_register(r, JP_METRICS_HISTOGRAM, "h", "H.", NULL, b, 1, NULL, 0);
+    char buf[256] = "";
+    jp_metrics_families(r, list_family, buf);
+    ck_assert_str_eq(buf, "a_total counter A. x,y;h histogram H.;");
+    ck_assert_str_eq(jp_metrics_type_name((jp_metrics_type_t)7), "unknown");
+    jp_metrics_destroy(r);
+}
+END_TEST
+
 /* ---- threads ------------------------------------------------------------------------- */
 
 #define THREADS 4
@@ -590,6 +616,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, bad_registrations);
     tcase_add_test(tc, bad_updates_change_nothing);
     tcase_add_test(tc, remove_get_and_each);
+    tcase_add_test(tc, families_are_listed);
     tcase_add_test(tc, concurrent_updates_while_rendering);
     tcase_add_test(tc, worker_catalogue_renders_valid_text);
     suite_add_tcase(s, tc);
