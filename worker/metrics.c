@@ -34,8 +34,10 @@ struct jp_metrics_family {
     char *labels[JP_METRICS_MAX_LABELS];
     double *buckets;
     size_t nbuckets;
-    series_t **series;
+    series_t **series; /* creation order (rendering) */
     size_t nseries, cap;
+    uint32_t *slots; /* open addressing by hash: series position + 1, 0 = empty */
+    size_t nslots;   /* a power of two, at least twice nseries */
 };
 
 struct jp_metrics {
@@ -102,17 +104,43 @@ static void series_free(series_t *s, size_t nlabels)
 /* Index of the series with these values, or -1. Caller holds the lock. */
 static long series_index(const jp_metrics_family_t *f, const char *const *values, uint64_t h)
 {
-    for (size_t i = 0; i < f->nseries; i++) {
-        const series_t *s = f->series[i];
+    if (!f->nslots)
+        return -1;
+    for (size_t i = (size_t)h & (f->nslots - 1);; i = (i + 1) & (f->nslots - 1)) {
+        uint32_t slot = f->slots[i];
+        if (!slot)
+            return -1;
+        const series_t *s = f->series[slot - 1];
         if (s->hash != h)
             continue;
         size_t k = 0;
         while (k < f->nlabels && !strcmp(s->values[k], values[k]))
             k++;
         if (k == f->nlabels)
-            return (long)i;
+            return (long)(slot - 1);
     }
-    return -1;
+}
+
+/* Rebuilds the hash slots for `nslots` (a power of two > nseries), in place when the size
+ * stays; -1 on ENOMEM (only when growing; the old slots stay valid). */
+static int slots_rebuild(jp_metrics_family_t *f, size_t nslots)
+{
+    uint32_t *slots = nslots == f->nslots ? f->slots : calloc(nslots, sizeof(*slots));
+    if (!slots)
+        return -1;
+    if (slots == f->slots)
+        memset(slots, 0, nslots * sizeof(*slots));
+    for (size_t n = 0; n < f->nseries; n++) {
+        size_t i = (size_t)f->series[n]->hash & (nslots - 1);
+        while (slots[i])
+            i = (i + 1) & (nslots - 1);
+        slots[i] = (uint32_t)(n + 1);
+    }
+    if (slots != f->slots)
+        free(f->slots);
+    f->slots = slots;
+    f->nslots = nslots;
+    return 0;
 }
 
 /* The series for `values`, created when missing; NULL on a label count
@@ -126,6 +154,10 @@ static series_t *series_get(jp_metrics_family_t *f, const char *const *values, b
     if (i >= 0)
         return f->series[i];
     if (!create)
+        return NULL;
+    if (f->nseries >= UINT32_MAX - 1)
+        return NULL;
+    if (2 * (f->nseries + 1) > f->nslots && slots_rebuild(f, f->nslots ? f->nslots * 2 : 16) != 0)
         return NULL;
     if (f->nseries == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 8;
@@ -147,6 +179,10 @@ static series_t *series_get(jp_metrics_family_t *f, const char *const *values, b
     if (f->type == JP_METRICS_HISTOGRAM && !(s->counts = calloc(f->nbuckets + 1, sizeof(uint64_t))))
         goto fail;
     f->series[f->nseries++] = s;
+    size_t slot = (size_t)h & (f->nslots - 1);
+    while (f->slots[slot])
+        slot = (slot + 1) & (f->nslots - 1);
+    f->slots[slot] = (uint32_t)f->nseries;
     return s;
 fail:
     series_free(s, f->nlabels);
@@ -172,6 +208,7 @@ static void family_free(jp_metrics_family_t *f)
     for (size_t i = 0; i < f->nseries; i++)
         series_free(f->series[i], f->nlabels);
     free(f->series);
+    free(f->slots);
     for (size_t i = 0; i < f->nlabels; i++)
         free(f->labels[i]);
     free(f->buckets);
@@ -355,6 +392,8 @@ int jp_metrics_remove(jp_metrics_family_t *f, const char *const *values)
         memmove(&f->series[i], &f->series[i + 1],
                 (f->nseries - (size_t)i - 1) * sizeof(*f->series));
         f->nseries--;
+        /* Positions moved: rebuild in place (removals are rare: a revoked partition's lag). */
+        slots_rebuild(f, f->nslots);
     }
     pthread_mutex_unlock(&f->lock);
     return i >= 0 ? 0 : -1;

@@ -23,9 +23,8 @@
  *     dashboards and alert rules in deploy/ (a test checks them).
  *
  * Threading: every function may be called from any thread. Each family has
- * its own mutex: an update is a lookup of the series (linear in the family's
- * series, with a hash compare) and an add under that lock; rendering holds
- * one family's lock at a time. The loop thread updates, libmicrohttpd's
+ * its own mutex: an update is a hash lookup of the series and an add under
+ * that lock; rendering holds one family's lock at a time. The loop thread updates, libmicrohttpd's
  * thread renders.
  *
  * Errors: registration fails (NULL, errstr) on an invalid or duplicate name,

@@ -484,6 +484,45 @@ START_TEST(families_are_listed)
 }
 END_TEST
 
+/* Thousands of series: the hash index grows, and stays right after removals. */
+START_TEST(many_series_grow_and_remove)
+{
+    jp_metrics_t *r = jp_metrics_new();
+    jp_metrics_family_t *g = jp_metrics_register(r, JP_METRICS_GAUGE, "g", "G.",
+                                                 JP_METRICS_LV("a", "b"), NULL, 0, NULL, 0);
+    char a[16], b[16];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(a, sizeof(a), "%d", i % 97);
+        snprintf(b, sizeof(b), "%d", i);
+        ck_assert_int_eq(jp_metrics_set(g, JP_METRICS_LV(a, b), i), 0);
+    }
+    for (int i = 0; i < 3000; i += 2) {
+        snprintf(a, sizeof(a), "%d", i % 97);
+        snprintf(b, sizeof(b), "%d", i);
+        ck_assert_int_eq(jp_metrics_remove(g, JP_METRICS_LV(a, b)), 0);
+    }
+    for (int i = 0; i < 3000; i++) {
+        double v = -1;
+        snprintf(a, sizeof(a), "%d", i % 97);
+        snprintf(b, sizeof(b), "%d", i);
+        ck_assert_int_eq(jp_metrics_get(g, JP_METRICS_LV(a, b), &v), i % 2 == 1);
+        if (i % 2)
+            ck_assert(v == i);
+    }
+    /* Updating an existing series creates no second one. */
+    jp_metrics_add(g, JP_METRICS_LV("1", "1"), 1);
+    char *out = jp_metrics_render(r, NULL);
+    ck_assert_ptr_nonnull(strstr(out, "\ng{a=\"1\",b=\"1\"} 2\ng{a=\"3\",b=\"3\"} 3\n"));
+    ck_assert_ptr_null(strstr(out, "b=\"2\"}"));
+    size_t lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    ck_assert_uint_eq(lines, 2 + 1500);
+    free(out);
+    jp_metrics_destroy(r);
+}
+END_TEST
+
 /* ---- threads ------------------------------------------------------------------------- */
 
 #define THREADS 4
@@ -617,6 +656,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, bad_updates_change_nothing);
     tcase_add_test(tc, remove_get_and_each);
     tcase_add_test(tc, families_are_listed);
+    tcase_add_test(tc, many_series_grow_and_remove);
     tcase_add_test(tc, concurrent_updates_while_rendering);
     tcase_add_test(tc, worker_catalogue_renders_valid_text);
     suite_add_tcase(s, tc);
