@@ -7,7 +7,7 @@
 #   tests/run.sh --no-asan       skip the sanitizer build
 #   tests/run.sh --no-install    do not check Debian packages
 #   tests/run.sh -R REGEX        only ctest tests matching REGEX (e.g. -R unit)
-#   tests/run.sh --checks-only   only the static checks (format, lint, banned calls)
+#   tests/run.sh --checks-only   only the static checks (format, lint, banned calls, deploy/)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -80,6 +80,9 @@ if [ ${#yaml_files[@]} -gt 0 ]; then
     yamllint -s -c .yamllint "${yaml_files[@]}"
     echo "yamllint: ${#yaml_files[@]} files ok"
 fi
+# Deployment files against each other: ports, paths, mounts, secrets, metric names, PromQL
+# (ctest integration.deploy repeats this with the built worker).
+/usr/bin/python3 tests/integration/deploy_check.py --static --quiet
 [ "$checks_only" = 1 ] && exit 0
 
 passed=0 failed=0

@@ -6,6 +6,7 @@
  * apply_issue.c. */
 #include "apply_int.h"
 
+#include "jiraprov/metrics.h"
 #include "jiraprov/store.h"
 
 #include <stdarg.h>
@@ -292,6 +293,9 @@ static void record_call(jp_apply_op_t *op, const jp_http_resp_t *resp)
     jp_outcome_add_call(op->out, method_name(op->req->method), jp_jira_api_name(op->req->api), path,
                         op->req->endpoint_class, op->req->mutation ? 1 : 0,
                         resp->err == JP_OK ? resp->status : 0, op->call_wall_ms, dur_us);
+    jp_metrics_jira_call(op->site->name, jp_jira_api_name(op->req->api), op->req->endpoint_class,
+                         method_name(op->req->method), resp->err == JP_OK ? resp->status : 0,
+                         (double)dur_us / 1e6);
 }
 
 static void on_http(const jp_http_resp_t *resp, void *opaque)

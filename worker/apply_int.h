@@ -63,8 +63,8 @@ struct jp_apply_op {
     jp_limiter_wait_t *wait; /* waiting for a token of the shared budget */
     bool probe;              /* the call in flight probes a quarantined API */
     bool in_http;            /* an HTTP callback is owed to this op */
-    bool in_store; /* a store callback is owed to this op */
-    bool in_start; /* still inside jp_apply_start: finishing must wait */
+    bool in_store;           /* a store callback is owed to this op */
+    bool in_start;           /* still inside jp_apply_start: finishing must wait */
     bool finish_pending;
 
     /* The user the event is about (or the assignee of an issue). */

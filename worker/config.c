@@ -1892,3 +1892,165 @@ void jp_config_dump(const jp_config_t *cfg, FILE *out)
     for (size_t i = 0; i < NFIELDS(sections); i++)
         dump_section(out, cfg, &sections[i]);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Reload: what changed, and taking what may change while running           */
+
+typedef struct differ {
+    void (*fn)(const char *key, void *opaque);
+    void *opaque;
+    size_t count;
+} differ_t;
+
+static void diff_report(differ_t *d, const char *key)
+{
+    d->count++;
+    if (d->fn)
+        d->fn(key, d->opaque);
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+static bool field_differs(const field_t *f, const void *a, const void *b)
+{
+    const void *pa = field_cptr(f, a), *pb = field_cptr(f, b);
+    switch (f->type) {
+    case FT_INT:
+    case FT_ENUM:
+        return *(const int *)pa != *(const int *)pb;
+    case FT_DBL:
+        return *(const double *)pa != *(const double *)pb;
+    case FT_BOOL:
+        return *(const bool *)pa != *(const bool *)pb;
+    default:
+        return str_differs(*(char *const *)pa, *(char *const *)pb);
+    }
+}
+
+static void diff_fields(differ_t *d, const char *prefix, const field_t *fields, size_t n,
+                        const void *a, const void *b)
+{
+    char key[256];
+    for (size_t i = 0; i < n; i++)
+        if (field_differs(&fields[i], a, b)) {
+            snprintf(key, sizeof(key), "%s.%s", prefix, fields[i].key);
+            diff_report(d, key);
+        }
+}
+
+static const jp_config_kv_t *kafka_find(const jp_config_t *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        if (!strcmp(cfg->kafka[i].key, key))
+            return &cfg->kafka[i];
+    return NULL;
+}
+
+static void diff_kafka(differ_t *d, const jp_config_t *a, const jp_config_t *b)
+{
+    char key[256];
+    for (size_t i = 0; i < a->kafka_count; i++) {
+        const jp_config_kv_t *o = kafka_find(b, a->kafka[i].key);
+        if (!o || strcmp(o->value, a->kafka[i].value)) {
+            snprintf(key, sizeof(key), "kafka.%s", a->kafka[i].key);
+            diff_report(d, key);
+        }
+    }
+    for (size_t i = 0; i < b->kafka_count; i++)
+        if (!kafka_find(a, b->kafka[i].key)) {
+            snprintf(key, sizeof(key), "kafka.%s", b->kafka[i].key);
+            diff_report(d, key);
+        }
+}
+
+static void diff_sites(differ_t *d, const jp_config_t *a, const jp_config_t *b)
+{
+    char key[256];
+    for (size_t i = 0; i < a->site_count; i++) {
+        const jp_site_t *sa = &a->sites[i], *sb = jp_config_site(b, sa->name);
+        snprintf(key, sizeof(key), "sites[%s]", sa->name);
+        if (!sb) {
+            diff_report(d, key);
+            continue;
+        }
+        diff_fields(d, key, site_fields, NFIELDS(site_fields), sa, sb);
+        snprintf(key, sizeof(key), "sites[%s].rate_limits", sa->name);
+        diff_fields(d, key, rate_fields, NFIELDS(rate_fields), &sa->rate_limits, &sb->rate_limits);
+    }
+    for (size_t i = 0; i < b->site_count; i++)
+        if (!jp_config_site(a, b->sites[i].name)) {
+            snprintf(key, sizeof(key), "sites[%s]", b->sites[i].name);
+            diff_report(d, key);
+        }
+}
+
+static bool mapping_differs(const jp_config_t *a, const jp_config_t *b)
+{
+    if (a->mapping_count != b->mapping_count)
+        return true;
+    for (size_t i = 0; i < a->mapping_count; i++)
+        for (size_t k = 0; k < NFIELDS(mapping_fields); k++)
+            if (field_differs(&mapping_fields[k], &a->mapping[i], &b->mapping[i]))
+                return true;
+    return false;
+}
+
+size_t jp_config_diff(const jp_config_t *a, const jp_config_t *b,
+                      void (*fn)(const char *key, void *opaque), void *opaque)
+{
+    differ_t d = {fn, opaque, 0};
+    if (!a || !b)
+        return 0;
+    for (size_t i = 0; i < NFIELDS(sections); i++) {
+        const section_t *s = &sections[i];
+        if (!strcmp(s->key, "kafka"))
+            diff_kafka(&d, a, b);
+        else if (!strcmp(s->key, "sites"))
+            diff_sites(&d, a, b);
+        else if (!strcmp(s->key, "mapping")) {
+            if (mapping_differs(a, b))
+                diff_report(&d, "mapping");
+        } else
+            diff_fields(&d, s->key, s->fields, s->nfields, (const char *)a + s->base,
+                        (const char *)b + s->base);
+    }
+    return d.count;
+}
+
+bool jp_config_reloadable(const char *key)
+{
+    if (!key)
+        return false;
+    if (!strcmp(key, "log.level") || !strcmp(key, "mapping") || !strncmp(key, "retry.", 6) ||
+        !strncmp(key, "rate_limits.", 12))
+        return true;
+    /* sites[NAME].rate_limits.KEY: site names never hold ']' or '.'. */
+    const char *close = !strncmp(key, "sites[", 6) ? strchr(key, ']') : NULL;
+    return close && !strncmp(close, "].rate_limits.", 14);
+}
+
+void jp_config_take_reloadable(jp_config_t *running, jp_config_t *fresh)
+{
+    if (!running || !fresh)
+        return;
+    running->log = fresh->log;
+    running->retry = fresh->retry;
+    running->rate_limits = fresh->rate_limits;
+    for (size_t i = 0; i < running->site_count; i++) {
+        const jp_site_t *s = jp_config_site(fresh, running->sites[i].name);
+        if (!s)
+            continue;
+        running->sites[i].rate_limits = s->rate_limits;
+        running->sites[i].rate_limits_overridden = s->rate_limits_overridden;
+    }
+    /* Exchanged, not copied: each config still frees exactly what it holds. */
+    jp_config_mapping_t *m = running->mapping;
+    size_t n = running->mapping_count;
+    running->mapping = fresh->mapping;
+    running->mapping_count = fresh->mapping_count;
+    fresh->mapping = m;
+    fresh->mapping_count = n;
+}

@@ -24,8 +24,10 @@
 #include "jiraprov/kafka_in.h"
 
 #include "jiraprov/log.h"
+#include "jiraprov/metrics.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,9 @@
 #define JP_KAFKA_IN_CLOSE_WAIT_MS 10000 /* bound on waiting for a first assignment at close */
 #define JP_KAFKA_IN_COMPONENT     "kafka_in"
 #define JP_KAFKA_IN_REASON_MAX    512
+/* librdkafka statistics (consumer lag, broker states) for metrics, unless
+ * the kafka: map sets statistics.interval.ms itself. */
+#define JP_KAFKA_IN_STATS_MS "5000"
 
 /* One assigned partition. */
 typedef struct in_part {
@@ -227,6 +232,11 @@ static void report(jp_kafka_in_t *in, rd_kafka_resp_err_t err, const char *reaso
              reason && *reason ? reason : rd_kafka_err2str(err));
     jp_log_redact(raw, line, sizeof(line));
     in->stats.errors++;
+    jp_metrics_kafka_error("consumer", jp_class_name(cls));
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        in->stats.brokers_up = 0; /* at once; the next statistics tell when they are back */
+        jp_metrics_set(jp_metrics_worker()->kafka_brokers_up, NULL, 0);
+    }
     jp_log(cls == JP_CLASS_FATAL ? JP_LOG_ERROR : JP_LOG_WARN, JP_KAFKA_IN_COMPONENT, JP_LOG_NO_CTX,
            "%s: consumer error (%s): %s", rd_kafka_name(in->rk), jp_class_name(cls), line);
     if (in->cbs.on_error)
@@ -507,8 +517,10 @@ static void finish_revoke(jp_kafka_in_t *in)
     }
     if (in->revoke_kind != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || !cooperative(in))
         in->nparts = 0;
-    for (int i = 0; i < l->cnt; i++)
+    for (int i = 0; i < l->cnt; i++) {
         part_remove(in, l->elems[i].partition);
+        jp_metrics_kafka_lag(in->topic, l->elems[i].partition, -1);
+    }
     rd_kafka_topic_partition_list_destroy(l);
     in->revoke = NULL;
     jp_info(JP_KAFKA_IN_COMPONENT, "%s: revoke complete, %zu partition(s) left",
@@ -731,6 +743,65 @@ static void on_timer(uv_timer_t *h)
     drain(in);
 }
 
+/* ---------------------------------------------------------------- statistics */
+
+static int64_t stat_int(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+/* Lag of one partition from its statistics: what is left after the stored
+ * offset, else after the committed one, else after the fetch position. */
+static int64_t partition_lag(const json_t *p)
+{
+    int64_t lag = stat_int(p, "consumer_lag_stored");
+    if (lag < 0)
+        lag = stat_int(p, "consumer_lag");
+    if (lag < 0) {
+        int64_t hi = stat_int(p, "hi_offset"), next = stat_int(p, "next_offset");
+        lag = hi >= 0 && next >= 0 ? (hi > next ? hi - next : 0) : -1;
+    }
+    return lag;
+}
+
+/* librdkafka's statistics (every statistics.interval.ms), served on the loop
+ * by the consumer poll like every other callback: the consumer lag of each
+ * assigned partition and how many brokers are connected, into the metrics. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    jp_kafka_in_t *in = opaque;
+    json_t *root = json_loadb(json, json_len, 0, NULL);
+    const char *name;
+    json_t *b;
+    int up = 0;
+
+    (void)rk;
+    if (!root)
+        return 0;
+    json_object_foreach(json_object_get(root, "brokers"), name, b)
+    {
+        const char *state = json_string_value(json_object_get(b, "state"));
+        const char *source = json_string_value(json_object_get(b, "source"));
+        if (state && !strcmp(state, "UP") && !(source && !strcmp(source, "logical")))
+            up++;
+    }
+    in->stats.brokers_up = up;
+    jp_metrics_set(jp_metrics_worker()->kafka_brokers_up, NULL, up);
+    const json_t *parts =
+        json_object_get(json_object_get(json_object_get(root, "topics"), in->topic), "partitions");
+    for (size_t i = 0; parts && i < in->nparts; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", (int)in->parts[i].id);
+        const json_t *p = json_object_get(parts, id);
+        int64_t lag = p ? partition_lag(p) : -1;
+        if (lag >= 0)
+            jp_metrics_kafka_lag(in->topic, in->parts[i].id, lag);
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees json */
+}
+
 /* ---------------------------------------------------------------- life cycle */
 
 static jp_err_t conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
@@ -756,6 +827,7 @@ static rd_kafka_conf_t *consumer_conf(jp_kafka_in_t *in, const jp_config_t *cfg,
         conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
         conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
                  errstr_size) ||
+        conf_set(conf, "statistics.interval.ms", JP_KAFKA_IN_STATS_MS, errstr, errstr_size) ||
         jp_config_kafka_conf(cfg, conf, errstr, errstr_size) ||
         /* ... then what this module's offset semantics depend on. */
         conf_set(conf, "group.id", cfg->consumer.group, errstr, errstr_size) ||
@@ -769,6 +841,7 @@ static rd_kafka_conf_t *consumer_conf(jp_kafka_in_t *in, const jp_config_t *cfg,
     rd_kafka_conf_set_error_cb(conf, on_rd_error);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_auto_commit);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, in);
     return conf;
 }
@@ -857,6 +930,7 @@ jp_kafka_in_t *jp_kafka_in_new(uv_loop_t *loop, const jp_config_t *cfg,
     }
     in->loop = loop;
     in->cbs = *cbs;
+    in->stats.brokers_up = -1;
     in->fds[0] = in->fds[1] = -1;
     if (jp_kafka_pipe(in->fds) != 0) {
         jp_err_set(errstr, errstr_size, JP_ERR_IO, "kafka consumer: pipe: %s", strerror(errno));

@@ -10,6 +10,7 @@
 #include "jiraprov/kafka_out.h"
 
 #include "jiraprov/log.h"
+#include "jiraprov/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +74,7 @@ static void on_rd_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
     } else {
         snprintf(line, sizeof(line), "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     }
+    jp_metrics_kafka_error("producer", jp_class_name(jp_classify_kafka(err, fatal, 0)));
     if (!fatal && !strcmp(line, out->last_error))
         return;
     memcpy(out->last_error, line, sizeof(line));

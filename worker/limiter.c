@@ -9,6 +9,7 @@
 
 #include "jiraprov/classify.h"
 #include "jiraprov/log.h"
+#include "jiraprov/metrics.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -37,8 +38,9 @@
  * ARGV: 1 rate/s, 2 capacity, 3 floor, 4 wanted, 5 slowdown, 6 per-issue (0/1),
  *       7 w1 limit, 8 w1 ms, 9 w2 limit, 10 w2 ms, 11 cost, 12 hourly points,
  *       13 probe ms, 14 nonce
- * Returns {code, wait_ms, auth failures}: code >= 0 tokens granted (wait_ms
- * until the next one when fewer than wanted), -1 cool-down, -2 quarantined,
+ * Returns {code, wait_ms, auth failures, x}: code >= 0 tokens granted (wait_ms
+ * until the next one when fewer than wanted; x = tokens left), -1 cool-down
+ * (x = 1 for the whole site, 0 for the endpoint), -2 quarantined,
  * -3 probe granted, -4 this issue must wait, -5 hourly points spent. */
 static const char acquire_lua[] =
     "local t = redis.call('TIME')\n"
@@ -53,8 +55,8 @@ static const char acquire_lua[] =
     "  end\n"
     "  return {-2, probe_at - now, af}\n"
     "end\n"
-    "local wait = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3]))\n"
-    "if wait > 0 then return {-1, wait, af} end\n"
+    "local ws, we = redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3])\n"
+    "if ws > 0 or we > 0 then return {-1, math.max(ws, we), af, ws >= we and 1 or 0} end\n"
     "local issue = ARGV[6] == '1'\n"
     "if issue then\n"
     "  local w = redis.call('PTTL', KEYS[9])\n"
@@ -98,7 +100,7 @@ static const char acquire_lua[] =
     "end\n"
     "local nextw = 0\n"
     "if grant < n then nextw = math.max(math.ceil((floor + 1 - tokens) * 1000 / rate), 1) end\n"
-    "return {grant, nextw, af}\n";
+    "return {grant, nextw, af, math.floor(tokens)}\n";
 
 /* What Jira said.
  * KEYS: 1 bucket, 2 site cool-down, 3 endpoint cool-down, 4 slow, 5 quarantine,
@@ -188,6 +190,7 @@ struct queue {
     size_t waiting;
     bool asking;
     struct ask *ask;   /* the token request in flight, if any */
+    bool cooling;      /* the last answer was a cool-down (its gauge is set) */
     uv_timer_t *timer; /* separate allocation: closes after the queue is freed */
 };
 
@@ -546,7 +549,23 @@ static void acquired(jp_redis_t *r, const redisReply *reply, jp_err_t err, const
     }
     int64_t code = reply_int(reply, 0), wait = reply_int(reply, 1);
     q->site->authfails[q->api] = reply_int(reply, 2);
-    q->site->quarantined[q->api] = code == -2 || code == -3;
+    bool quarantined = code == -2 || code == -3;
+    if (quarantined != q->site->quarantined[q->api])
+        jp_metrics_site_quarantined(q->site->name, jp_jira_api_name(q->api), quarantined);
+    q->site->quarantined[q->api] = quarantined;
+    if (code >= 0) {
+        jp_metrics_ratelimit_tokens(q->site->name, q->endpoint_class, method_name(q->method),
+                                    (double)reply_int(reply, 3));
+        if (q->cooling) { /* a grant: no cool-down of either scope holds it any more */
+            q->cooling = false;
+            jp_metrics_ratelimit_cooldown(q->site->name, "endpoint", 0);
+            jp_metrics_ratelimit_cooldown(q->site->name, "site", 0);
+        }
+    } else if (code == -1) {
+        q->cooling = true;
+        jp_metrics_ratelimit_cooldown(q->site->name, reply_int(reply, 3) ? "site" : "endpoint",
+                                      (double)wait / 1000.0);
+    }
     size_t served = 0;
     if (code >= 0) {
         for (; served < (size_t)code && served < a->n; served++) {
@@ -773,6 +792,7 @@ static void observed(jp_redis_t *r, const redisReply *reply, jp_err_t err, const
     if (code == 1 || code == 2) {
         bool q = code == 1;
         o->site->quarantined[o->api] = q;
+        jp_metrics_site_quarantined(o->site->name, jp_jira_api_name(o->api), q);
         if (!q)
             o->site->authfails[o->api] = 0;
         const char *api = jp_jira_api_name(o->api);

@@ -3,6 +3,7 @@
 #include "jiraprov/config.h"
 #include "jiraprov/httpd.h"
 #include "jiraprov/log.h"
+#include "jiraprov/metrics.h"
 #include "jiraprov/pipeline.h"
 
 #include <curl/curl.h>
@@ -27,16 +28,23 @@ static const char usage_text[] =
     "\n"
     "  -c, --config FILE   the YAML configuration (see config/jiraprov.example.yaml)\n"
     "      --check-config  validate the configuration, print it (secrets redacted), exit\n"
+    "      --list-metrics  print every metric /metrics exports (name, type, labels, help),\n"
+    "                      one per line, tab-separated, and exit\n"
     "  -v, --verbose       log at debug level (overrides log.level)\n"
     "  -V, --version       print the version and exit\n"
     "  -h, --help          this help\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain (finish what runs within worker.drain_timeout_ms,\n"
     "commit, leave the group) and exit 0; a second one exits at once. SIGHUP re-reads\n"
-    "the configuration and applies log.level; other changes need a restart and are\n"
-    "reported.\n"
-    "HTTP (http.listen): /healthz (the loop is alive), /readyz (partitions assigned,\n"
-    "Redis reachable, not stopping, not every site quarantined), /metrics (Prometheus text).\n"
+    "the configuration file and applies log.level, mapping, retry.* and rate_limits.*\n"
+    "(also per site) at once; it logs one line naming every changed key, and those\n"
+    "that take effect only after a restart (kafka, topics, redis, sites' URLs and\n"
+    "credentials, worker, http, ...). A file that does not load changes nothing.\n"
+    "HTTP (http.listen): /healthz (the loop is alive), /readyz (not stopping, Redis\n"
+    "reachable, Kafka brokers connected, partitions assigned, not every site\n"
+    "quarantined), /metrics (Prometheus text format).\n"
+    "Logs: JSON lines on stderr (ts, level, component, msg, event_id, partition,\n"
+    "offset), librdkafka's own as component \"rdkafka\"; secrets are redacted.\n"
     "Exit status: 0 after a clean stop, 1 on a fatal error, 2 on a bad command line\n"
     "or configuration.\n";
 
@@ -52,6 +60,7 @@ typedef struct app {
     int signals;
     int exit_code;
     int verbose;
+    size_t site_count; /* fixed for the process: adding a site needs a restart */
 } app_t;
 
 static int64_t mono_ms(void)
@@ -70,77 +79,43 @@ static void reply_text(jp_httpd_reply_t *r, int status, const char *text)
     r->body_len = r->body ? strlen(r->body) : 0;
 }
 
-static void render_metrics(const jp_pipeline_stats_t *s, jp_httpd_reply_t *r)
+/* Why the worker is not ready, or NULL. */
+static const char *not_ready(const app_t *app, const jp_pipeline_stats_t *s)
 {
-    static const char *status_names[] = {"succeeded", "skipped", "failed"};
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) {
-        reply_text(r, 500, "out of memory\n");
-        return;
-    }
-    fprintf(f,
-            "# HELP jiraprov_events_consumed_total Events taken from the events topic.\n"
-            "# TYPE jiraprov_events_consumed_total counter\n"
-            "jiraprov_events_consumed_total %llu\n",
-            (unsigned long long)s->consumed);
-    fprintf(f, "# HELP jiraprov_events_completed_total Events with a terminal outcome.\n"
-               "# TYPE jiraprov_events_completed_total counter\n");
-    for (int i = 0; i < 3; i++)
-        fprintf(f, "jiraprov_events_completed_total{status=\"%s\"} %llu\n", status_names[i],
-                (unsigned long long)s->completed[i]);
-    fprintf(f,
-            "# TYPE jiraprov_events_deadlettered_total counter\n"
-            "jiraprov_events_deadlettered_total %llu\n"
-            "# TYPE jiraprov_events_replayed_total counter\n"
-            "jiraprov_events_replayed_total %llu\n"
-            "# TYPE jiraprov_retries_total counter\n"
-            "jiraprov_retries_total %llu\n"
-            "# TYPE jiraprov_publish_errors_total counter\n"
-            "jiraprov_publish_errors_total %llu\n"
-            "# TYPE jiraprov_redis_errors_total counter\n"
-            "jiraprov_redis_errors_total %llu\n"
-            "# TYPE jiraprov_events_held gauge\n"
-            "jiraprov_events_held %llu\n"
-            "# TYPE jiraprov_events_parked gauge\n"
-            "jiraprov_events_parked %llu\n"
-            "# TYPE jiraprov_consumption_paused gauge\n"
-            "jiraprov_consumption_paused %d\n"
-            "# TYPE jiraprov_partitions_assigned gauge\n"
-            "jiraprov_partitions_assigned %d\n"
-            "# TYPE jiraprov_redis_up gauge\n"
-            "jiraprov_redis_up %d\n",
-            (unsigned long long)s->deadlettered, (unsigned long long)s->replayed,
-            (unsigned long long)s->retries, (unsigned long long)s->publish_errors,
-            (unsigned long long)s->redis_errors, (unsigned long long)s->held,
-            (unsigned long long)s->parked, s->paused, s->assigned, s->redis_up);
-    fprintf(f,
-            "# HELP jiraprov_events_deferred_total Starts put off by the shared budget.\n"
-            "# TYPE jiraprov_events_deferred_total counter\n"
-            "jiraprov_events_deferred_total %llu\n"
-            "# HELP jiraprov_ratelimit_tokens_granted_total Jira calls let through by the shared "
-            "budget.\n"
-            "# TYPE jiraprov_ratelimit_tokens_granted_total counter\n"
-            "jiraprov_ratelimit_tokens_granted_total %llu\n"
-            "# HELP jiraprov_ratelimit_waiting Jira calls waiting for a token.\n"
-            "# TYPE jiraprov_ratelimit_waiting gauge\n"
-            "jiraprov_ratelimit_waiting %llu\n"
-            "# HELP jiraprov_ratelimit_cooldowns_total Cool-downs this worker set after 429/503.\n"
-            "# TYPE jiraprov_ratelimit_cooldowns_total counter\n"
-            "jiraprov_ratelimit_cooldowns_total %llu\n"
-            "# TYPE jiraprov_ratelimit_errors_total counter\n"
-            "jiraprov_ratelimit_errors_total %llu\n"
-            "# HELP jiraprov_sites_quarantined Sites with an API in quarantine.\n"
-            "# TYPE jiraprov_sites_quarantined gauge\n"
-            "jiraprov_sites_quarantined %d\n",
-            (unsigned long long)s->deferred, (unsigned long long)s->tokens_granted,
-            (unsigned long long)s->tokens_waiting, (unsigned long long)s->cooldowns,
-            (unsigned long long)s->limiter_errors, s->sites_quarantined);
-    fclose(f);
-    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r->body = buf;
-    r->body_len = len;
+    double brokers = -1;
+    if (s->stopping)
+        return "stopping";
+    if (!s->redis_up)
+        return "redis unreachable";
+    if (jp_metrics_get(jp_metrics_worker()->kafka_brokers_up, NULL, &brokers) && brokers < 1)
+        return "no Kafka broker connected";
+    if (s->assigned <= 0)
+        return "no partitions assigned";
+    /* The limiter marks quarantined sites (jp_metrics_site_quarantined). */
+    if (app->site_count && jp_metrics_sites_quarantined() >= app->site_count)
+        return "every site is quarantined";
+    return NULL;
+}
+
+/* Gauges and counters kept by the pipeline's atomics, copied in at scrape time. */
+static void mirror_stats(const jp_pipeline_stats_t *s, int ready)
+{
+    const jp_metrics_worker_t *w = jp_metrics_worker();
+    jp_metrics_set(w->events_held, NULL, (double)s->held);
+    jp_metrics_set(w->events_parked, NULL, (double)s->parked);
+    jp_metrics_set(w->events_in_flight, NULL, (double)s->in_flight);
+    jp_metrics_set(w->events_replayed, NULL, (double)s->replayed);
+    jp_metrics_set(w->publish_errors, NULL, (double)s->publish_errors);
+    jp_metrics_set(w->redis_errors, NULL, (double)s->redis_errors);
+    jp_metrics_set(w->redis_up, NULL, s->redis_up ? 1 : 0);
+    jp_metrics_set(w->partitions_assigned, NULL, s->assigned);
+    jp_metrics_set(w->partitions_paused, NULL, s->paused ? s->assigned : 0);
+    jp_metrics_set(w->consumption_paused, NULL, s->paused ? 1 : 0);
+    jp_metrics_set(w->ready, NULL, ready);
+    jp_metrics_set(w->ratelimit_granted, NULL, (double)s->tokens_granted);
+    jp_metrics_set(w->ratelimit_waiting, NULL, (double)s->tokens_waiting);
+    jp_metrics_set(w->ratelimit_cooldowns_set, NULL, (double)s->cooldowns);
+    jp_metrics_set(w->events_deferred, NULL, (double)s->deferred);
 }
 
 static void http_handler(const char *path, jp_httpd_reply_t *r, void *opaque)
@@ -148,19 +123,25 @@ static void http_handler(const char *path, jp_httpd_reply_t *r, void *opaque)
     app_t *app = opaque;
     jp_pipeline_stats_t s;
     jp_pipeline_stats(app->pipeline, &s);
+    const char *why = not_ready(app, &s);
     if (!strcmp(path, "/healthz")) {
         int alive = mono_ms() - atomic_load(&app->last_beat_ms) < STALL_MS;
         reply_text(r, alive ? 200 : 503, alive ? "ok\n" : "event loop stalled\n");
     } else if (!strcmp(path, "/readyz")) {
-        const char *why = s.stopping        ? "stopping\n"
-                          : !s.redis_up     ? "redis unreachable\n"
-                          : s.assigned <= 0 ? "no partitions assigned\n"
-                          : s.site_count > 0 && s.sites_quarantined >= s.site_count
-                              ? "every site is quarantined\n"
-                              : NULL;
-        reply_text(r, why ? 503 : 200, why ? why : "ready\n");
+        char text[128];
+        snprintf(text, sizeof(text), "%s\n", why ? why : "ready");
+        reply_text(r, why ? 503 : 200, text);
     } else if (!strcmp(path, "/metrics")) {
-        render_metrics(&s, r);
+        mirror_stats(&s, !why);
+        size_t len = 0;
+        char *text = jp_metrics_render(jp_metrics_process(), &len);
+        if (!text) {
+            reply_text(r, 500, "out of memory\n");
+            return;
+        }
+        r->content_type = JP_METRICS_CONTENT_TYPE;
+        r->body = text;
+        r->body_len = len;
     } else {
         reply_text(r, 404, "not found\n");
     }
@@ -213,25 +194,102 @@ static void on_stop_signal(uv_signal_t *s, int signum)
     jp_pipeline_stop(app->pipeline, stopped, app);
 }
 
+/* A comma-separated list of config keys, for the reload line. */
+typedef struct keylist {
+    char text[1536];
+    size_t len;
+    size_t count;
+} keylist_t;
+
+static void keylist_add(keylist_t *l, const char *key)
+{
+    int n = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%s", l->count ? ", " : "", key);
+    l->count++;
+    if (n > 0)
+        l->len = l->len + (size_t)n < sizeof(l->text) ? l->len + (size_t)n : sizeof(l->text) - 1;
+}
+
+typedef struct reload_diff {
+    keylist_t applied, restart;
+} reload_diff_t;
+
+static void sort_key(const char *key, void *opaque)
+{
+    reload_diff_t *d = opaque;
+    keylist_add(jp_config_reloadable(key) ? &d->applied : &d->restart, key);
+}
+
+static void reload_failed(const char *why)
+{
+    jp_metrics_add(jp_metrics_worker()->config_reloads, JP_METRICS_LV("failed"), 1);
+    jp_error(COMPONENT, "SIGHUP: configuration not reloaded, nothing changed: %s", why);
+}
+
+/* Re-reads the file and applies what can change while running (see
+ * jp_config_reloadable); one log line says what changed and what waits for a
+ * restart. app->cfg only ever takes reloadable values, so keys that need a
+ * restart keep being reported until there is one. */
 static void on_sighup(uv_signal_t *s, int signum)
 {
     app_t *app = s->data;
     char err[1024];
     jp_config_t *fresh = NULL;
     if (jp_config_load(app->config_path, &fresh, err, sizeof(err)) != JP_OK) {
-        jp_error(COMPONENT, "SIGHUP: configuration not reloaded: %s", err);
+        reload_failed(err);
         return;
     }
-    jp_log_level_t old = jp_log_get_level(), want = app->verbose ? JP_LOG_DEBUG : fresh->log.level;
-    if (want != old) {
-        jp_log_set_level(want);
-        jp_info(COMPONENT, "SIGHUP: log.level %s -> %s", jp_log_level_name(old),
-                jp_log_level_name(want));
-    } else {
-        jp_info(COMPONENT, "SIGHUP: configuration valid; log.level unchanged; other settings "
-                           "take effect at the next restart");
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    jp_err_t rc = jp_config_kafka_conf(fresh, kconf, err, sizeof(err));
+    rd_kafka_conf_destroy(kconf);
+    if (rc != JP_OK) {
+        reload_failed(err);
+        jp_config_destroy(fresh);
+        return;
     }
+    reload_diff_t d;
+    memset(&d, 0, sizeof(d));
+    jp_config_diff(app->cfg, fresh, sort_key, &d);
+    jp_log_level_t old_level = jp_log_get_level();
+    if (d.applied.count && jp_pipeline_reload(app->pipeline, fresh, err, sizeof(err)) != JP_OK) {
+        reload_failed(err);
+        jp_config_destroy(fresh);
+        return;
+    }
+    jp_log_level_t level = app->verbose ? JP_LOG_DEBUG : app->cfg->log.level;
+    jp_log_set_level(level);
     jp_config_destroy(fresh);
+
+    char levels[64] = "";
+    if (level != old_level)
+        snprintf(levels, sizeof(levels), " (log level %s -> %s)", jp_log_level_name(old_level),
+                 jp_log_level_name(level));
+    const jp_metrics_worker_t *w = jp_metrics_worker();
+    jp_metrics_add(w->config_reloads, JP_METRICS_LV(d.applied.count ? "applied" : "unchanged"), 1);
+    jp_metrics_set(w->restart_pending, NULL, d.restart.count ? 1 : 0);
+    jp_log(d.restart.count ? JP_LOG_WARN : JP_LOG_INFO, COMPONENT, JP_LOG_NO_CTX,
+           "SIGHUP: configuration reloaded; applied: %s%s; need a restart (not applied): %s",
+           d.applied.count ? d.applied.text : "nothing", levels,
+           d.restart.count ? d.restart.text : "nothing");
+}
+
+static void print_family(const char *name, jp_metrics_type_t type, const char *help,
+                         const char *const *labels, void *opaque)
+{
+    printf("%s\t%s\t", name, jp_metrics_type_name(type));
+    for (size_t i = 0; labels[i]; i++)
+        printf("%s%s", i ? "," : "", labels[i]);
+    printf("\t%s\n", help);
+}
+
+static int list_metrics(void)
+{
+    jp_metrics_t *r = jp_metrics_process();
+    if (!r) {
+        fprintf(stderr, "jiraprov-worker: out of memory\n");
+        return 1;
+    }
+    jp_metrics_families(r, print_family, NULL);
+    return 0;
 }
 
 static int check_config(const char *path)
@@ -270,6 +328,8 @@ static int run(app_t *app)
             jp_warn(COMPONENT, "site %s: TLS certificate verification is OFF (tls_verify: false)",
                     app->cfg->sites[i].name);
 
+    app->site_count = app->cfg->site_count;
+    jp_metrics_process(); /* every family exists before the first scrape */
     app->loop = uv_default_loop();
     app->pipeline = jp_pipeline_new(app->loop, app->cfg, err, sizeof(err));
     if (!app->pipeline) {
@@ -321,10 +381,13 @@ static int run(app_t *app)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-        {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"check-config", no_argument, NULL, 'C'},
+                                             {"list-metrics", no_argument, NULL, 'M'},
+                                             {"verbose", no_argument, NULL, 'v'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     app_t app;
     memset(&app, 0, sizeof(app));
     int check = 0, opt;
@@ -336,6 +399,8 @@ int main(int argc, char **argv)
         case 'C':
             check = 1;
             break;
+        case 'M':
+            return list_metrics();
         case 'v':
             app.verbose = 1;
             break;

@@ -671,6 +671,15 @@ void jp_mapping_destroy(jp_mapping_t *m)
     free(m);
 }
 
+void jp_mapping_swap(jp_mapping_t *a, jp_mapping_t *b)
+{
+    if (!a || !b || a == b)
+        return;
+    jp_mapping_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
 static const entry_t *entry_of(const jp_mapping_t *m, jp_attr_t attr)
 {
     if (!m || (unsigned)attr >= JP_ATTR__COUNT || !m->e[attr].used)

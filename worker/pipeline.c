@@ -8,6 +8,7 @@
 #include "jiraprov/limiter.h"
 #include "jiraprov/log.h"
 #include "jiraprov/mapping.h"
+#include "jiraprov/metrics.h"
 #include "jiraprov/outcome.h"
 #include "jiraprov/record.h"
 #include "jiraprov/redis.h"
@@ -46,7 +47,7 @@ typedef struct item {
 
 struct jp_pipeline {
     uv_loop_t *loop;
-    const jp_config_t *cfg;
+    jp_config_t *cfg; /* borrowed; jp_pipeline_reload() updates its reloadable values */
     jp_redis_t *redis;
     jp_store_t *store;
     jp_http_t *http;
@@ -70,9 +71,9 @@ struct jp_pipeline {
     void *fatal_opaque;
     struct {
         _Atomic uint64_t consumed, completed[3], deadlettered, replayed, retries, deferred,
-            publish_errors, redis_errors, held, parked;
+            publish_errors, redis_errors, held, parked, in_flight;
         _Atomic uint64_t tokens_granted, tokens_waiting, cooldowns, limiter_errors;
-        _Atomic int paused, assigned, redis_up, stopping, sites_quarantined;
+        _Atomic int paused, assigned, redis_up, stopping;
     } st;
 };
 
@@ -142,10 +143,24 @@ static void maybe_finish_revoke(jp_pipeline_t *p, int force);
 static void maybe_finish_stop(jp_pipeline_t *p);
 static void close_consumer(jp_pipeline_t *p);
 
+/* Metrics of an item whose records are all delivered: once per item. */
+static void observe_done(const item_t *it)
+{
+    const char *type = it->ev ? jp_event_type_name(it->ev->type) : "invalid";
+    if (it->deadletter)
+        jp_metrics_event_deadlettered(type, !it->ev                     ? "malformed"
+                                            : it->outcome->error_reason ? it->outcome->error_reason
+                                                                        : "failed");
+    int64_t e2e_ms = it->msg->timestamp_ms >= 0 ? wall_ms() - it->msg->timestamp_ms : -1;
+    jp_metrics_event_done(type, (double)(mono_ms() - it->started_mono) / 1e3,
+                          e2e_ms < 0 ? -1 : (double)e2e_ms / 1e3);
+}
+
 /* The item's outcome is published: its offset may be committed. */
 static void item_done(item_t *it)
 {
     jp_pipeline_t *p = it->p;
+    observe_done(it);
     jp_seq_done(p->seq, it);
     jp_seq_commit_offsets(p->seq, store_offset_cb, p);
     item_free(it);
@@ -309,6 +324,7 @@ static void outcome_stored(jp_err_t err, const char *errstr, void *opaque)
         jp_outcome_status_t s = it->outcome->status;
         int idx = s == JP_OUTCOME_SUCCEEDED ? 0 : s == JP_OUTCOME_SKIPPED ? 1 : 2;
         atomic_fetch_add(&it->p->st.completed[idx], 1);
+        jp_metrics_event_completed(jp_event_type_name(it->ev->type), jp_outcome_status_name(s));
         it->recorded = 1;
     }
     if (it->attempts_stored &&
@@ -358,6 +374,7 @@ static void applied(jp_outcome_t *o, void *opaque)
     const jp_config_t *cfg = p->cfg;
     jp_log_ctx_t ctx = item_ctx(it);
 
+    atomic_fetch_sub(&p->st.in_flight, 1);
     publish_calls_audit(it, o);
     if (o->status == JP_OUTCOME_DEFERRED) {
         /* The shared budget said wait: not a failure, not an attempt. */
@@ -393,6 +410,7 @@ static void applied(jp_outcome_t *o, void *opaque)
                    it->attempts, jp_outcome_status_name(o->status),
                    o->error_message ? o->error_message : o->error_reason, (long long)delay);
             atomic_fetch_add(&p->st.retries, 1);
+            jp_metrics_event_retry(it->ev->site, o->error_reason ? o->error_reason : "unknown");
             /* The schedule outlives this process: a restart or the partition's next
              * owner continues it instead of starting over. */
             long status = o->call_count ? o->calls[o->call_count - 1].status : 0;
@@ -419,8 +437,10 @@ static void start_apply(item_t *it)
     if (!it->first_ms)
         it->first_ms = wall_ms();
     jp_err_t rc = jp_apply_start(it->p->apply, it->ev, it->attempts, applied, it, err, sizeof(err));
-    if (rc == JP_OK)
+    if (rc == JP_OK) {
+        atomic_fetch_add(&it->p->st.in_flight, 1);
         return;
+    }
     /* Not applicable here (unknown site, a type this worker does not apply):
      * a permanent failure, dead-lettered with the reason. */
     jp_outcome_t *o = jp_outcome_new(JP_OUTCOME_FAILED);
@@ -539,10 +559,6 @@ static void tick_cb(uv_timer_t *t)
     atomic_store(&p->st.tokens_waiting, ls.waiting);
     atomic_store(&p->st.cooldowns, ls.cooldowns);
     atomic_store(&p->st.limiter_errors, ls.errors);
-    int q = 0;
-    for (size_t i = 0; i < p->cfg->site_count; i++)
-        q += jp_limiter_site_quarantined(p->limiter, &p->cfg->sites[i]);
-    atomic_store(&p->st.sites_quarantined, q);
 }
 
 static void wake_cb(uv_timer_t *t)
@@ -590,6 +606,7 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
         jp_log_ctx_t ctx = item_ctx(it);
         jp_log(JP_LOG_WARN, COMPONENT, &ctx, "malformed event: %s", err);
     }
+    jp_metrics_event_consumed(it->ev ? jp_event_type_name(it->ev->type) : "invalid");
     /* Sequence by the Kafka key (what chose the partition); a malformed event
      * has no subject and waits for nobody. */
     const void *key = it->ev ? msg->key : NULL;
@@ -803,6 +820,7 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->redis_errors = atomic_load(&m->st.redis_errors);
     out->held = atomic_load(&m->st.held);
     out->parked = atomic_load(&m->st.parked);
+    out->in_flight = atomic_load(&m->st.in_flight);
     out->paused = atomic_load(&m->st.paused);
     out->assigned = atomic_load(&m->st.assigned);
     out->redis_up = atomic_load(&m->st.redis_up);
@@ -811,8 +829,6 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->tokens_waiting = atomic_load(&m->st.tokens_waiting);
     out->cooldowns = atomic_load(&m->st.cooldowns);
     out->limiter_errors = atomic_load(&m->st.limiter_errors);
-    out->sites_quarantined = atomic_load(&m->st.sites_quarantined);
-    out->site_count = (int)m->cfg->site_count;
 }
 
 /* A site's API entered or left quarantine: IDHub (results) and auditors
@@ -854,8 +870,7 @@ static jp_redis_t *redis_new(jp_pipeline_t *p, char *errstr, size_t errstr_size)
     return jp_redis_new(p->loop, &o, errstr, errstr_size);
 }
 
-jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *errstr,
-                               size_t errstr_size)
+jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, jp_config_t *cfg, char *errstr, size_t errstr_size)
 {
     jp_pipeline_t *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -952,4 +967,22 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
     uv_close((uv_handle_t *)p->drain, free_handle);
     uv_close((uv_handle_t *)p->tick, free_handle);
     free(p);
+}
+
+/* ---- reload --------------------------------------------------------------- */
+
+jp_err_t jp_pipeline_reload(jp_pipeline_t *p, jp_config_t *fresh, char *errstr, size_t errstr_size)
+{
+    if (!p || !fresh)
+        return jp_err_set(errstr, errstr_size, JP_ERR_INVALID, "reload: nothing to reload");
+    /* Compile first: a table that does not compile changes nothing. */
+    jp_mapping_t *m = jp_mapping_new(fresh->mapping, fresh->mapping_count, errstr, errstr_size);
+    if (!m)
+        return JP_ERR_INVALID;
+    /* Between two loop callbacks no event is inside a mapping call: every
+     * holder (apply) reads the new table from its next step on. */
+    jp_mapping_swap(p->mapping, m);
+    jp_mapping_destroy(m);
+    jp_config_take_reloadable(p->cfg, fresh);
+    return JP_OK;
 }

@@ -9,7 +9,9 @@ set -euo pipefail
 runtime=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libjansson-dev
          libyaml-dev libhiredis-dev libuv1-dev libmicrohttpd-dev libssl-dev
          redis-server redis-tools kcat python3 ca-certificates)
-testing=(check python3-jsonschema clang-format shellcheck yamllint clang libclang-rt-14-dev)
+# prometheus brings promtool, which checks the alert rules and the dashboard's queries.
+testing=(check python3-jsonschema python3-yaml clang-format shellcheck yamllint clang
+         libclang-rt-14-dev prometheus)
 bench=(wrk gnuplot-nox valgrind)
 
 wanted=("${runtime[@]}")

@@ -23,8 +23,9 @@
  * Ownership: jp_config_load*() returns a config that the caller frees with
  * jp_config_destroy(); every string and array reachable from it belongs to
  * the config and lives as long as it. The struct is transparent but must be
- * treated as read-only. Optional strings without a default are NULL when not
- * configured; strings with a default are never NULL. */
+ * treated as read-only, except through jp_config_take_reloadable().
+ * Optional strings without a default are NULL when not configured; strings
+ * with a default are never NULL. */
 #ifndef JIRAPROV_CONFIG_H
 #define JIRAPROV_CONFIG_H
 
@@ -208,6 +209,28 @@ const jp_site_t *jp_config_site(const jp_config_t *cfg, const char *name);
 /* Print the effective configuration (defaults included) as YAML to `out`,
  * every secret shown as "[redacted]"; for --check-config. */
 void jp_config_dump(const jp_config_t *cfg, FILE *out);
+
+/* Reload (SIGHUP). jp_config_diff() calls fn for every key whose effective
+ * value differs between a and b, in dump order, and returns how many there
+ * are. Keys are named as in the file: "retry.max_attempts",
+ * "kafka.linger.ms", "sites[acme].api_token",
+ * "sites[acme].rate_limits.get_per_s", "sites[beta]" for a site in only one
+ * of them, "mapping" for any change of the table. Secrets are compared, but
+ * only their key is ever reported. fn may be NULL (just count). */
+size_t jp_config_diff(const jp_config_t *a, const jp_config_t *b,
+                      void (*fn)(const char *key, void *opaque), void *opaque);
+/* Whether a change of `key` (as jp_config_diff names it) can take effect in
+ * a running worker: log.level, mapping, retry.*, rate_limits.* and
+ * sites[NAME].rate_limits.*. Everything else needs a restart. */
+bool jp_config_reloadable(const char *key);
+/* Moves the reloadable values of `fresh` into `running`: log, retry,
+ * rate_limits and each site's effective rate_limits (sites matched by name;
+ * a site only in fresh is ignored), and the mapping table, which is
+ * exchanged (fresh then holds running's previous table and frees it).
+ * Everything else in running stays as it was. Call it on the thread that
+ * reads running (the worker's loop): readers see the new values from their
+ * next read; nothing that running owns is freed. */
+void jp_config_take_reloadable(jp_config_t *running, jp_config_t *fresh);
 
 /* Name of an enum value as written in the file ("scim", "to_jira", ...). */
 const char *jp_config_lifecycle_name(jp_config_lifecycle_t v);

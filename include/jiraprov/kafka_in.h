@@ -11,6 +11,12 @@
  * return without waiting for the network; assign/unassign/pause/resume do a
  * short hand-off to librdkafka's own thread.
  *
+ * Metrics: librdkafka's statistics (statistics.interval.ms, 5000 unless the
+ * kafka: map sets it) give the consumer lag of every assigned partition and
+ * the connected brokers (jp_metrics_kafka_lag, jiraprov_kafka_brokers_up);
+ * a revoked partition's lag series is removed; every reported error is
+ * counted by class (jp_metrics_kafka_error).
+ *
  * Offsets: enable.auto.offset.store=false and enable.auto.commit=true, so
  * only offsets the caller stores with jp_kafka_in_store_offset() are
  * committed (every auto.commit.interval.ms, before partitions are released,
@@ -129,6 +135,9 @@ typedef struct jp_kafka_in_stats {
     int paused;        /* jp_kafka_in_pause() in effect */
     uint64_t consumed; /* messages delivered to on_message */
     uint64_t errors;   /* errors reported to on_error */
+    int brokers_up;    /* brokers connected at the last statistics (statistics.interval.ms,
+                        * 5 s unless the kafka: map says otherwise); 0 at once when all
+                        * went down; -1 before the first statistics */
 } jp_kafka_in_stats_t;
 void jp_kafka_in_stats(const jp_kafka_in_t *in, jp_kafka_in_stats_t *out);
 

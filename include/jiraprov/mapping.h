@@ -46,8 +46,10 @@
  *
  * Ownership: jp_mapping_new() returns a mapping freed with
  * jp_mapping_destroy(). It copies what it needs from the entries, is never
- * modified afterwards, and may be shared read-only between threads (the
- * worker builds a new one on SIGHUP and swaps it). Every json_t returned
+ * modified afterwards except by jp_mapping_swap(), and may be shared
+ * read-only between threads. On SIGHUP the worker compiles the new table
+ * and swaps it into the mapping every module holds (jp_mapping_swap), on
+ * the loop thread, between events' steps. Every json_t returned
  * through an out parameter is a new reference owned by the caller. Input
  * json_t values are only read. */
 #ifndef JIRAPROV_MAPPING_H
@@ -89,6 +91,12 @@ jp_mapping_t *jp_mapping_new(const jp_config_mapping_t *entries, size_t n, char 
 
 /* Accepts NULL. */
 void jp_mapping_destroy(jp_mapping_t *m);
+
+/* Exchanges the compiled tables of a and b: whoever holds `a` uses b's
+ * table from its next call on (and `b` now holds the old one, to destroy).
+ * Strings returned earlier (jp_mapping_scim_path) follow their table. Not
+ * while another thread reads either mapping. NULL: nothing happens. */
+void jp_mapping_swap(jp_mapping_t *a, jp_mapping_t *b);
 
 /* The canonical SCIM path `attr` maps to ("name.givenName",
  * "emails[type eq \"work\"].value"), or NULL if unmapped. Lives as long as m. */

@@ -19,7 +19,9 @@
  *
  * Ownership: the pipeline owns every client it creates (Kafka consumer and
  * producer, Redis, HTTP, store, apply, sequencer) and every item. The config
- * is borrowed and must outlive the pipeline. */
+ * is borrowed and must outlive the pipeline; jp_pipeline_reload() updates its
+ * reloadable values in place (jp_config_take_reloadable), so every module
+ * that borrows it (apply, the limiter) reads them at its next use. */
 #ifndef JIRAPROV_PIPELINE_H
 #define JIRAPROV_PIPELINE_H
 
@@ -43,6 +45,7 @@ typedef struct jp_pipeline_stats {
     uint64_t redis_errors;
     uint64_t held; /* items held: buffered, running or parked */
     uint64_t parked;
+    uint64_t in_flight; /* items being applied (jp_apply_start called, not yet back) */
     int paused;
     int assigned; /* partitions assigned */
     int redis_up;
@@ -52,14 +55,11 @@ typedef struct jp_pipeline_stats {
     uint64_t tokens_waiting; /* calls waiting for a token now */
     uint64_t cooldowns;      /* cool-downs this worker set after 429/503 */
     uint64_t limiter_errors;
-    int sites_quarantined; /* sites with an API in quarantine, as last seen */
-    int site_count;
 } jp_pipeline_stats_t;
 
 /* Creates every client and subscribes; events start flowing once the loop
  * runs. NULL with errstr on failure (bad Kafka property, ...). */
-jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *errstr,
-                               size_t errstr_size);
+jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, jp_config_t *cfg, char *errstr, size_t errstr_size);
 
 /* Graceful stop: take no new events, let what runs finish (bounded by
  * worker.drain_timeout_ms), publish, commit, leave the group, flush the
@@ -72,6 +72,18 @@ void jp_pipeline_on_fatal(jp_pipeline_t *p, void (*on_fatal)(const char *reason,
                           void *opaque);
 
 void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out);
+
+/* SIGHUP: applies what can change while running from `fresh` (a config just
+ * loaded and validated; it stays the caller's): compiles fresh's mapping and
+ * swaps it in (in-flight events use it from their next step), then moves the
+ * reloadable values (log.level, retry, rate_limits and each site's) into the
+ * borrowed config with jp_config_take_reloadable(): the limiter reads a
+ * site's rate_limits from there at every call. Everything else in fresh is
+ * ignored: the caller reports those keys as needing a restart
+ * (jp_config_diff, jp_config_reloadable). The log level itself is the
+ * caller's (the process-wide logger, which -v overrides). On error nothing
+ * changed. Loop thread only. */
+jp_err_t jp_pipeline_reload(jp_pipeline_t *p, jp_config_t *fresh, char *errstr, size_t errstr_size);
 
 /* Frees everything; call after on_stopped, from outside a loop callback (the
  * loop stopped). Handles close asynchronously: run the loop afterwards until

@@ -137,7 +137,7 @@ def retry_after(env, tmp, base):
                 res[0].get("durationMs", 0) >= 2000, res[0])
         text = worker.metrics()
         w.check("the 429 set a shared cool-down (metrics)",
-                (metric(text, "jiraprov_ratelimit_cooldowns_total") or 0) >= 1)
+                (metric(text, "jiraprov_ratelimit_cooldowns_set_total") or 0) >= 1)
     finally:
         put(env, "/faults", [])
         worker.stop()
@@ -174,7 +174,8 @@ def quarantine(env, tmp, base):
         w.check("nothing is answered or dead-lettered while the site is quarantined "
                 "(max_attempts 3 notwithstanding)", not any(i in res for i in ids))
         w.check("the gauge shows the quarantined site",
-                metric(worker.metrics(), "jiraprov_sites_quarantined") == 1)
+                metric(worker.metrics(),
+                       'jiraprov_site_quarantined{site="demo",api="scim"}') == 1)
         put(env, "/faults", [])
         res = w.wait_for("every parked event's result",
                          lambda: (r := w.results_by_id(env)) and all(i in r for i in ids) and r,

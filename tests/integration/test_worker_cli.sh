@@ -10,9 +10,16 @@ worker=$JP_BUILD_DIR/worker/jiraprov-worker
 tmp=$JP_T_TMP
 
 out=$("$worker" --help)
-for flag in --config --check-config --verbose --version --help; do
-    jp_t_check "--help documents $flag" grep -q -- "$flag" <<<"$out"
+# Every long option the parser knows (worker/main.c), and its short form, is in --help.
+mapfile -t flags < <(grep -oE '\{"[a-z-]+", (no|required)_argument, NULL, .[a-zA-Z].\}' \
+    "$JP_SOURCE_DIR/worker/main.c" | sed -E 's/^\{"([a-z-]+)".*/--\1/')
+jp_t_check "the option table was found" test "${#flags[@]}" -ge 6
+for flag in "${flags[@]}"; do
+    jp_t_check "--help documents $flag" grep -qE -- "(^|[ ,])$flag( |,|$)" <<<"$out"
 done
+out=$("$worker" --list-metrics)
+jp_t_check "--list-metrics names every family with type and labels" \
+    grep -qP '^jiraprov_jira_requests_total\tcounter\tsite,api,endpoint_class,method,status\t' <<<"$out"
 jp_t_check "--version names the version" grep -q '^jiraprov-worker [0-9]' <<<"$("$worker" --version)"
 
 rc=0; "$worker" >/dev/null 2>&1 || rc=$?

@@ -303,7 +303,7 @@ def main():
         # ---- 5. one site's trouble does not hold up another's events ------------------
         metrics = urllib.request.urlopen(env["WORKER_METRICS_URL"], timeout=10).read().decode()
         check("the first worker's metrics count completed events",
-              re.search(r'jiraprov_events_completed_total\{status="succeeded"\} [1-9]', metrics),
+              re.search(r'jiraprov_events_completed_total\{type="[^"]+",status="succeeded"\} [1-9]', metrics),
               metrics[:300])
         # The load of phase 4 may still be retrying against the emulator's burst limits
         # (shared budgets are issue 5's); this phase is about a site that is down, so the

@@ -776,6 +776,115 @@ START_TEST(kafka_conf_applies_and_reports)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Reload                                                                   */
+
+static void collect_key(const char *key, void *opaque)
+{
+    char *buf = opaque;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 1024 - n, "%s%s", n ? "," : "", key);
+}
+
+#define RELOAD_A                                                                                   \
+    "kafka:\n  bootstrap.servers: k:9092\n  linger.ms: 5\n" REDIS SITE_HEAD SITE_AUTH              \
+    "retry:\n  max_attempts: 4\n"                                                                  \
+    "mapping:\n"                                                                                   \
+    "  - {idhub: login, scim: userName}\n"                                                         \
+    "  - {idhub: email, scim: \"emails[primary].value\"}\n"                                        \
+    "  - {idhub: department, scim: department}\n"
+
+#define RELOAD_B                                                                                   \
+    "kafka:\n  bootstrap.servers: k:9092\n  linger.ms: 10\n  acks: all\n" REDIS SITE_HEAD          \
+    "    email: bot@acme.example\n"                                                                \
+    "    api_token: tok-5678-new\n"                                                                \
+    "    scim_url: https://api.atlassian.com/scim/directory/d1\n"                                  \
+    "    scim_api_key: key-1234\n"                                                                 \
+    "    rate_limits: {get_per_s: 42}\n"                                                           \
+    "  - name: beta\n"                                                                             \
+    "    jira_url: https://beta.atlassian.net\n"                                                   \
+    "    email: bot@beta.example\n"                                                                \
+    "    api_token: tok-beta\n"                                                                    \
+    "    scim_url: https://api.atlassian.com/scim/directory/d2\n"                                  \
+    "    scim_api_key: key-beta\n"                                                                 \
+    "retry:\n  max_attempts: 9\n"                                                                  \
+    "rate_limits:\n  post_per_s: 7\n"                                                              \
+    "mapping:\n"                                                                                   \
+    "  - {idhub: login, scim: userName}\n"                                                         \
+    "  - {idhub: email, scim: \"emails[primary].value\"}\n"                                        \
+    "log:\n  level: debug\n"
+
+START_TEST(diff_names_every_changed_key)
+{
+    jp_config_t *a = load_ok(RELOAD_A), *b = load_ok(RELOAD_B), *a2 = load_ok(RELOAD_A);
+    char keys[1024] = "";
+    ck_assert_uint_eq(jp_config_diff(a, a2, collect_key, keys), 0);
+    ck_assert_str_eq(keys, "");
+    size_t n = jp_config_diff(a, b, collect_key, keys);
+    ck_assert_str_eq(keys, "kafka.linger.ms,kafka.acks,sites[acme].api_token,"
+                           "sites[acme].rate_limits.get_per_s,"
+                           "sites[acme].rate_limits.post_per_s,sites[beta],mapping,"
+                           "retry.max_attempts,rate_limits.post_per_s,log.level");
+    ck_assert_uint_eq(n, 10);
+    ck_assert_ptr_null(strstr(keys, "tok-"));
+    ck_assert_uint_eq(jp_config_diff(b, a, NULL, NULL), 10);
+    jp_config_destroy(a);
+    jp_config_destroy(a2);
+    jp_config_destroy(b);
+}
+END_TEST
+
+START_TEST(reloadable_keys)
+{
+    const char *yes[] = {"log.level", "mapping", "retry.max_attempts", "rate_limits.get_per_s",
+                         "sites[acme].rate_limits.quarantine_after"};
+    const char *no[] = {"kafka.linger.ms",
+                        "sites[acme].api_token",
+                        "sites[acme]",
+                        "sites[acme].jira_url",
+                        "topics.results",
+                        "redis.url",
+                        "http.listen",
+                        "worker.max_in_flight",
+                        "consumer.group",
+                        "sites[a].rate_limits",
+                        "log",
+                        "mapping2"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        ck_assert_msg(jp_config_reloadable(yes[i]), "%s should be reloadable", yes[i]);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        ck_assert_msg(!jp_config_reloadable(no[i]), "%s should need a restart", no[i]);
+    ck_assert(!jp_config_reloadable(NULL));
+}
+END_TEST
+
+START_TEST(take_reloadable_moves_only_reloadable_values)
+{
+    jp_config_t *running = load_ok(RELOAD_A), *fresh = load_ok(RELOAD_B);
+    jp_config_take_reloadable(running, fresh);
+    /* Taken. */
+    ck_assert_int_eq(running->log.level, JP_LOG_DEBUG);
+    ck_assert_int_eq(running->retry.max_attempts, 9);
+    ck_assert_int_eq(running->rate_limits.post_per_s, 7);
+    ck_assert_int_eq(running->sites[0].rate_limits.get_per_s, 42);
+    ck_assert_int_eq(running->sites[0].rate_limits.post_per_s, 7);
+    ck_assert(running->sites[0].rate_limits_overridden);
+    ck_assert_uint_eq(running->mapping_count, 2);
+    ck_assert_uint_eq(fresh->mapping_count, 3); /* the old table, freed with fresh */
+    /* Left alone: they need a restart. */
+    ck_assert_uint_eq(running->site_count, 1);
+    ck_assert_str_eq(running->sites[0].api_token, "tok-1234");
+    ck_assert_uint_eq(running->kafka_count, 2);
+    ck_assert_str_eq(running->kafka[1].value, "5");
+    char keys[1024] = "";
+    jp_config_diff(running, fresh, collect_key, keys);
+    ck_assert_str_eq(keys, "kafka.linger.ms,kafka.acks,sites[acme].api_token,sites[beta],mapping");
+    jp_config_destroy(fresh);
+    jp_config_destroy(running);
+    jp_config_take_reloadable(NULL, NULL);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -803,6 +912,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, dump_redacts_secrets);
     tcase_add_test(tc, secret_never_in_errstr);
     tcase_add_test(tc, kafka_conf_applies_and_reports);
+    tcase_add_test(tc, diff_names_every_changed_key);
+    tcase_add_test(tc, reloadable_keys);
+    tcase_add_test(tc, take_reloadable_moves_only_reloadable_values);
     suite_add_tcase(s, tc);
     return s;
 }

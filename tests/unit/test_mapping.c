@@ -1203,11 +1203,38 @@ START_TEST(out_of_memory)
 }
 END_TEST
 
+/* SIGHUP: the new table is swapped into the mapping everybody holds. */
+START_TEST(swap_exchanges_tables)
+{
+    static const jp_config_mapping_t small[] = {
+        {"login", "userName", JP_CONFIG_DIR_BOTH},
+        {"email", "emails[primary].value", JP_CONFIG_DIR_BOTH},
+        {"department", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+         JP_CONFIG_DIR_TO_JIRA},
+    };
+    jp_mapping_t *held = default_mapping(), *fresh = compile(small, 3);
+    ck_assert(jp_mapping_writes(held, JP_ATTR_JOB_TITLE));
+    ck_assert_str_eq(jp_mapping_scim_path(held, JP_ATTR_DEPARTMENT), "department");
+    jp_mapping_swap(held, fresh);
+    ck_assert(!jp_mapping_writes(held, JP_ATTR_JOB_TITLE));
+    ck_assert(!jp_mapping_reads(held, JP_ATTR_DEPARTMENT));
+    ck_assert_str_eq(jp_mapping_scim_path(held, JP_ATTR_DEPARTMENT),
+                     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department");
+    ck_assert(jp_mapping_writes(fresh, JP_ATTR_JOB_TITLE)); /* the old table, to destroy */
+    jp_mapping_swap(held, NULL);
+    jp_mapping_swap(held, held);
+    ck_assert(!jp_mapping_writes(held, JP_ATTR_JOB_TITLE));
+    jp_mapping_destroy(fresh);
+    jp_mapping_destroy(held);
+}
+END_TEST
+
 static Suite *mapping_suite(void)
 {
     Suite *s = suite_create("mapping");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, create_default_mapping);
+    tcase_add_test(tc, swap_exchanges_tables);
     tcase_add_test(tc, create_minimal_inactive);
     tcase_add_test(tc, create_requires_username_and_emails);
     tcase_add_test(tc, direction_rules);
