@@ -78,7 +78,9 @@ jp_t_eq "exit status after SIGTERM" 0 "$rc"
 jp_t_check "bootstrap file removed" test ! -e "$tmp/bootstrap"
 jp_t_check "FIFO removed" test ! -e "$tmp/ctl"
 
-# ---- SIGINT as well
+# ---- SIGINT as well (the old files go first: the new process truncates them only once it
+# runs, and a check must not read the first broker's lines meanwhile)
+rm -f "$out" "$tmp/err"
 "$bin" --topic x:1 >"$out" 2>"$tmp/err" &
 pid=$!
 jp_t_bg_pid "$pid"
