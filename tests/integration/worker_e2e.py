@@ -149,9 +149,11 @@ def main():
         check("one issue created for idhub:req:1001", len(onboard) == 1, onboard)
         check("issue transitioned to In Progress",
               onboard and onboard[0].get("status") == "In Progress", onboard)
-        dlq = consume(env, env["TOPIC_DLQ"])
+        # The dead letter is produced with the result, not before it: wait for it.
         check("recon.request on the dead-letter topic",
-              any(r and r["data"].get("eventId") == recon_id for _, r in dlq), len(dlq))
+              wait_for("the recon.request dead letter",
+                       lambda: any(r and r["data"].get("eventId") == recon_id
+                                   for _, r in consume(env, env["TOPIC_DLQ"])), timeout=20))
         audit = consume(env, env["TOPIC_AUDIT"])
         check("audit records for the mutations", len(audit) >= 10, len(audit))
         before = emulator(env, "/counters")["mutation_totals"]
