@@ -293,10 +293,16 @@ class Workers:
 
 # ---- faults -----------------------------------------------------------------------------------
 
-def inject(fault, stack, workers, rnd, progress, stop):
-    """Runs in a thread until stop is set. progress() -> fraction of events answered."""
+def inject(fault, stack, workers, rnd, progress, stop, max_faults):
+    """Runs in a thread until stop is set (or max_faults injections were made, 0 = no limit).
+    progress() -> fraction of events answered."""
+    made = [0]
+
     def pause(a, b):
         stop.wait(rnd.uniform(a, b))
+        made[0] += 1
+        if max_faults and made[0] > max_faults:
+            stop.wait()
     if fault == "crash":
         while not stop.is_set():
             pause(2, 5)
@@ -458,6 +464,8 @@ def main():
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--max-faults", type=int, default=0,
+                    help="stop injecting after N faults (0: until the run ends)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
@@ -484,7 +492,8 @@ def main():
             return answered[0] / len(ids)
         stop = threading.Event()
         injector = threading.Thread(target=inject, args=(a.fault, stack, workers,
-                                                         random.Random(seed), progress, stop))
+                                                         random.Random(seed), progress, stop,
+                                                         a.max_faults))
         injector.start()
         deadline = time.monotonic() + a.timeout
         results = {}
