@@ -91,6 +91,11 @@ struct jp_apply_op {
     char *issue_key;
 };
 
+/* Attempts a reference to another subject's object (an issue's assignee) may
+ * find it missing before the event fails: that object's own event may still
+ * be on its way through another partition. */
+#define JP_APPLY_DEPENDENCY_ATTEMPTS 3
+
 /* ---- engine (apply.c) ------------------------------------------------------ */
 
 /* Sends `req` (built with `err`/`errstr` from a jp_jira_* builder; stolen)

@@ -83,9 +83,19 @@ static void search_ref(jp_apply_op_t *op, const char *project, jp_apply__step_t 
     jp_apply__send(op, err, req, why, step);
 }
 
-/* Whether op->account_id can stand for the assignee (finishes if not). */
+/* Whether op->account_id can stand for the assignee (finishes if not). The
+ * assignee's account.create is another subject's event, ordered with nothing
+ * here (another partition, maybe still in flight): a missing assignee is
+ * retried for the first JP_APPLY_DEPENDENCY_ATTEMPTS attempts, then failed. */
 static bool assignee_ok(jp_apply_op_t *op)
 {
+    if ((op->user_absent || !op->account_id) && op->attempt < JP_APPLY_DEPENDENCY_ATTEMPTS) {
+        jp_apply__fail(op, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, "dependency_missing",
+                       "no account for the assignee \"%s\" yet (attempt %d of %d before it "
+                       "counts as missing)",
+                       iss(op)->assignee.value, op->attempt, JP_APPLY_DEPENDENCY_ATTEMPTS);
+        return false;
+    }
     if (op->user_absent || !op->account_id) {
         jp_apply__fail(op, JP_OUTCOME_FAILED, JP_CLASS_PERMANENT, "not_found",
                        "no such account for the assignee: no SCIM user named \"%s\"%s",

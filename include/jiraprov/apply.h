@@ -44,7 +44,10 @@
  *   issue.create     search by externalRef first: found: SKIPPED "already
  *                    created" (SUCCEEDED "created by an earlier attempt"
  *                    when its property names this event's id); else resolve
- *                    the assignee login, POST the issue.
+ *                    the assignee login, POST the issue. An assignee with no
+ *                    account is RETRY "dependency_missing" for the first 2
+ *                    attempts (its account.create may still be on its way
+ *                    through another partition), then FAILED "not_found".
  *   issue.update     GET by key, or search by externalRef (the search answer
  *                    carries the fields); absent: FAILED "no such issue";
  *                    PUT only the fields that differ (a given description
