@@ -304,8 +304,10 @@ def inject(fault, stack, workers, rnd, progress, stop, max_faults):
         if max_faults and made[0] > max_faults:
             stop.wait()
     if fault == "crash":
+        # A killed member holds its partitions until its session (6 s) expires and the group
+        # rejoins (about 3 s on the mock): a kill every 6-12 s keeps the group moving.
         while not stop.is_set():
-            pause(2, 5)
+            pause(6, 12)
             names = workers.names()
             if stop.is_set() or not names:
                 break
