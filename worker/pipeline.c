@@ -1,6 +1,7 @@
 #include "jiraprov/pipeline.h"
 
 #include "jiraprov/apply.h"
+#include "jiraprov/audit.h"
 #include "jiraprov/event.h"
 #include "jiraprov/http.h"
 #include "jiraprov/kafka_in.h"
@@ -54,8 +55,9 @@ struct jp_pipeline {
     jp_seq_t *seq;
     jp_kafka_in_t *in;
     jp_kafka_out_t *out;
-    uv_timer_t *wake;  /* parked items' next due time */
-    uv_timer_t *drain; /* bound on a revoke or a stop */
+    jp_audit_trail_t *audit; /* every audit record is sealed and produced through it */
+    uv_timer_t *wake;        /* parked items' next due time */
+    uv_timer_t *drain;       /* bound on a revoke or a stop */
     int paused;
     int stopping;
     int closing;
@@ -227,14 +229,9 @@ static const char *item_key(const item_t *it)
  * offset (a later attempt or a republish does not repeat them). */
 static void publish_calls_audit(item_t *it, const jp_outcome_t *o)
 {
-    const jp_config_t *cfg = it->p->cfg;
-    for (size_t i = 0; i < o->call_count; i++) {
-        if (!o->calls[i].mutation)
-            continue;
-        json_t *rec =
-            jp_record_audit_call(it->ev, o, &o->calls[i], cfg->worker.instance_id, wall_ms());
-        produce_json(it, cfg->topics.audit, it->ev->subject, rec, 0);
-    }
+    for (size_t i = 0; i < o->call_count; i++)
+        if (o->calls[i].mutation)
+            jp_audit_trail_call(it->p->audit, it->ev, o, &o->calls[i], NULL, NULL);
 }
 
 static void publish_item(item_t *it)
@@ -258,9 +255,9 @@ static void publish_item(item_t *it)
                                : (it->replayed || it->outcome->status == JP_OUTCOME_SKIPPED)
                                    ? "skipped"
                                    : NULL;
-        if (decision)
-            produce_json(it, cfg->topics.audit, it->ev->subject,
-                         jp_record_audit_decision(it->ev, it->outcome, decision, id, now), 1);
+        if (decision &&
+            jp_audit_trail_decision(p->audit, it->ev, it->outcome, decision, delivered, it) == 0)
+            it->pending++;
     }
     if (it->deadletter) {
         const jp_kafka_msg_t *m = it->msg;
@@ -658,9 +655,10 @@ static void on_redis_state(void *opaque, int connected)
 {
     jp_pipeline_t *p = opaque;
     atomic_store(&p->st.redis_up, connected);
-    if (connected)
+    if (connected) {
         jp_info(COMPONENT, "redis connected");
-    else
+        jp_audit_trail_start(p->audit); /* reads where this instance's last stream ended */
+    } else
         jp_warn(COMPONENT, "redis unreachable: consumption paused until it is back");
     update_pause(p);
 }
@@ -691,6 +689,9 @@ static void close_consumer(jp_pipeline_t *p)
         return;
     p->closing = 1;
     uv_timer_stop(p->drain);
+    /* Normally nothing runs any more; the loop keeps running while the consumer closes, so
+     * Redis learns where the stream ended. */
+    jp_audit_trail_close(p->audit);
     jp_kafka_in_close(p->in, consumer_closed, p);
 }
 
@@ -804,7 +805,8 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
     jp_apply_opts_t ao = {
         .loop = loop, .http = p->http, .cfg = cfg, .mapping = p->mapping, .store = p->store};
     if (!(p->apply = jp_apply_new(&ao, errstr, errstr_size)) ||
-        !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)))
+        !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)) ||
+        !(p->audit = jp_audit_trail_new(loop, cfg, p->out, p->redis, errstr, errstr_size)))
         goto fail;
     jp_kafka_in_cbs_t cbs = {on_message, on_assign, on_revoke, on_kafka_error, p};
     if (!(p->in = jp_kafka_in_new(loop, cfg, &cbs, errstr, errstr_size)))
@@ -837,6 +839,7 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
     jp_kafka_in_destroy(p->in);
     jp_apply_destroy(p->apply);
     jp_seq_destroy(p->seq, free_held, p);
+    jp_audit_trail_destroy(p->audit);
     jp_kafka_out_destroy(p->out);
     jp_http_destroy(p->http);
     jp_mapping_destroy(p->mapping);
