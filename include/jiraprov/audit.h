@@ -11,7 +11,9 @@
  *                                     in Redis) and ends it with stream.stopped;
  *   verifier  (worker/audit_verify.c) reads records in log order and reports every record that
  *                                     was altered, dropped, reordered, replayed or inserted, with
- *                                     its stream, sequence number and position.
+ *                                     its stream, sequence number and position;
+ *   readers   (worker/audit_read.c)   a whole audit topic (no consumer group) or a JSON Lines
+ *                                     export, record by record with its position.
  *
  * The chain member. Every published audit record carries data.chain:
  *   {"stream": S, "seq": N, "prev": P, "alg": A, "keyId": K, "mac": M}
@@ -259,5 +261,33 @@ uint64_t jp_audit_verifier_records(const jp_audit_verifier_t *v);
 
 /* "FILE:LINE" or "TOPIC partition P offset O" into buf. */
 void jp_audit_pos_format(const jp_audit_pos_t *pos, char *buf, size_t size);
+
+/* ---- reading records (worker/audit_read.c) ----------------------------------- */
+
+/* One record's text (not NUL-terminated; valid during the call) and where it was. Return 0 to
+ * go on, anything else to stop reading (the reader then returns JP_OK). */
+typedef int jp_audit_read_cb(const char *text, size_t len, const jp_audit_pos_t *pos, void *opaque);
+
+typedef struct jp_audit_source {
+    const jp_config_t *cfg;   /* its kafka properties (SASL, TLS, ...), or NULL */
+    const char *bootstrap;    /* overrides the config's bootstrap.servers */
+    const char *const *props; /* extra librdkafka "name=value" properties, NULL-terminated */
+    const char *topic;
+    int timeout_ms; /* metadata, and a partition making no progress [10000] */
+    jp_audit_read_cb *on_record;
+    void (*on_note)(const char *note, void *opaque); /* e.g. retention removed records; NULL ok */
+    void *opaque;
+} jp_audit_source_t;
+
+/* Reads every partition of src->topic in turn, each from its first offset to the end it had
+ * when the read began (records produced meanwhile are left for the next run), without a
+ * consumer group and without committing anything. JP_ERR_KAFKA / JP_ERR_TIMEOUT /
+ * JP_ERR_INVALID (bad property, no bootstrap) with errstr; secrets never appear in it. */
+jp_err_t jp_audit_read_kafka(const jp_audit_source_t *src, char *errstr, size_t errstr_size);
+
+/* Reads JSON Lines from `path` ("-" = stdin), one record per line, positions FILE:LINE.
+ * JP_ERR_IO with errstr when it cannot be read. */
+jp_err_t jp_audit_read_file(const char *path, jp_audit_read_cb *on_record, void *opaque,
+                            char *errstr, size_t errstr_size);
 
 #endif
