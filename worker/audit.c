@@ -31,8 +31,10 @@
 
 #define COMPONENT "audit"
 /* Wait before producing again after the producer refused a record (its queue was full). */
-#define RETRY_MS    100
-#define REDIS_MAXID 200 /* longer instance ids are hashed in the Redis key */
+#define RETRY_MS 100
+/* How long closing waits for Redis to hold where the stream ended. */
+#define CLOSE_WAIT_MS 2000
+#define REDIS_MAXID   200 /* longer instance ids are hashed in the Redis key */
 
 static const char zero_mac[JP_AUDIT_MAC_HEX] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -427,6 +429,7 @@ typedef struct pending {
     json_t *rec;
     jp_kafka_out_cb *cb;
     void *opaque;
+    int is_stop; /* the stream.stopped record */
     struct pending *next;
 } pending_t;
 
@@ -457,6 +460,7 @@ typedef struct owed {
 /* A Redis command in flight; `t` is cleared when the trail goes first. */
 typedef struct rtoken {
     struct jp_audit_trail *t;
+    int64_t seq; /* SET: the seq it records */
 } rtoken_t;
 
 struct jp_audit_trail {
@@ -471,6 +475,11 @@ struct jp_audit_trail {
     uint64_t queued, sealed;
     uv_timer_t *retry; /* separate allocations: their close completes after destroy */
     uv_timer_t *later; /* runs the owed callbacks */
+    uv_timer_t *close_bound;
+    void (*close_cb)(void *);
+    void *close_opaque;
+    int64_t close_seq;   /* seq of stream.stopped once sealed, else -1 */
+    int64_t written_seq; /* the newest seq Redis confirmed */
     int retry_armed;
     owed_t *owed;
     shared_t *sh;
@@ -565,11 +574,13 @@ jp_audit_trail_t *jp_audit_trail_new(uv_loop_t *loop, const jp_config_t *cfg, jp
     t->sh = calloc(1, sizeof(*t->sh));
     t->retry = malloc(sizeof(*t->retry));
     t->later = malloc(sizeof(*t->later));
+    t->close_bound = malloc(sizeof(*t->close_bound));
     if (t->sh)
         t->sh->stream = strdup(stream);
-    if (!t->redis_key || !t->sh || !t->sh->stream || !t->retry || !t->later) {
+    if (!t->redis_key || !t->sh || !t->sh->stream || !t->retry || !t->later || !t->close_bound) {
         free(t->retry);
         free(t->later);
+        free(t->close_bound);
         if (t->sh)
             free(t->sh->stream);
         free(t->sh);
@@ -583,7 +594,9 @@ jp_audit_trail_t *jp_audit_trail_new(uv_loop_t *loop, const jp_config_t *cfg, jp
     t->sh->refs = 1;
     uv_timer_init(loop, t->retry);
     uv_timer_init(loop, t->later);
-    t->retry->data = t->later->data = t;
+    uv_timer_init(loop, t->close_bound);
+    t->retry->data = t->later->data = t->close_bound->data = t;
+    t->close_seq = t->written_seq = -1;
     jp_info(COMPONENT, "audit stream %s (%s)", stream,
             key ? "HMAC-SHA256" : "UNKEYED: SHA-256 only, not tamper-evident");
     return t;
@@ -593,11 +606,32 @@ jp_audit_trail_t *jp_audit_trail_new(uv_loop_t *loop, const jp_config_t *cfg, jp
 
 static void persist_last(jp_audit_trail_t *t);
 
+static void finish_close(jp_audit_trail_t *t)
+{
+    void (*cb)(void *) = t->close_cb;
+    t->close_cb = NULL;
+    uv_timer_stop(t->close_bound);
+    if (cb)
+        cb(t->close_opaque);
+}
+
+static void close_bound_cb(uv_timer_t *timer)
+{
+    jp_audit_trail_t *t = timer->data;
+    if (t->state != T_IDLE)
+        jp_warn(COMPONENT,
+                "Redis did not confirm where audit stream %s ended within %d ms; its successor "
+                "will anchor on seq %lld",
+                jp_audit_chain_stream(t->chain), CLOSE_WAIT_MS, (long long)t->written_seq);
+    finish_close(t);
+}
+
 static void last_written(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
                          void *opaque)
 {
     rtoken_t *tok = opaque;
     jp_audit_trail_t *t = tok->t;
+    int64_t seq = tok->seq;
     free(tok);
     if (!t)
         return;
@@ -607,8 +641,12 @@ static void last_written(jp_redis_t *r, const redisReply *reply, jp_err_t err, c
         t->last_dirty = 1; /* written again with the next record */
         return;
     }
+    if (seq > t->written_seq)
+        t->written_seq = seq;
     if (t->last_dirty)
         persist_last(t);
+    else if (t->close_cb && t->close_seq >= 0 && t->written_seq >= t->close_seq)
+        finish_close(t);
 }
 
 static void persist_last(jp_audit_trail_t *t)
@@ -628,6 +666,7 @@ static void persist_last(jp_audit_trail_t *t)
         return;
     }
     tok->t = t;
+    tok->seq = t->last_seq;
     char err[256];
     const char *argv[] = {"SET", t->redis_key, text};
     if (jp_redis_commandargv(t->redis, last_written, tok, 3, argv, NULL, err, sizeof(err)) !=
@@ -733,6 +772,8 @@ static int produce_head(jp_audit_trail_t *t)
     t->sh->refs++;
     t->sealed++;
     t->last_seq = seq;
+    if (pd->is_stop)
+        t->close_seq = seq;
     memcpy(t->last_mac, jp_audit_chain_last_mac(t->chain), JP_AUDIT_MAC_HEX);
     persist_last(t);
     return 1;
@@ -910,13 +951,31 @@ int jp_audit_trail_decision(jp_audit_trail_t *t, const jp_event_t *ev, const jp_
         opaque);
 }
 
-void jp_audit_trail_close(jp_audit_trail_t *t)
+void jp_audit_trail_close(jp_audit_trail_t *t, void (*done)(void *), void *opaque)
 {
-    if (!t || t->state == T_IDLE)
-        return; /* nothing was audited: no stream to close */
+    t->close_cb = done;
+    t->close_opaque = opaque;
+    if (t->state == T_IDLE) { /* nothing was audited: no stream to close */
+        uv_timer_start(t->close_bound, close_bound_cb, 0, 0);
+        return;
+    }
+    uv_timer_start(t->close_bound, close_bound_cb, CLOSE_WAIT_MS, 0);
     json_t *rec = jp_record_audit_stream(jp_audit_chain_stream(t->chain), "stopped", NULL,
                                          t->cfg->worker.instance_id, wall_ms());
-    jp_audit_trail_emit(t, rec, NULL, NULL);
+    pending_t *pd = rec ? pending_new(rec, NULL, NULL) : NULL;
+    if (!pd) {
+        json_decref(rec);
+        jp_error(COMPONENT, "out of memory building stream.stopped");
+        return;
+    }
+    pd->is_stop = 1;
+    if (t->tail)
+        t->tail->next = pd;
+    else
+        t->head = pd;
+    t->tail = pd;
+    t->queued++;
+    pump(t);
     if (t->queued)
         jp_warn(COMPONENT, "closing the audit stream with %llu record(s) not yet produced",
                 (unsigned long long)t->queued);
@@ -960,6 +1019,7 @@ void jp_audit_trail_destroy(jp_audit_trail_t *t)
     }
     uv_close((uv_handle_t *)t->retry, free_handle);
     uv_close((uv_handle_t *)t->later, free_handle);
+    uv_close((uv_handle_t *)t->close_bound, free_handle);
     shared_unref(t->sh);
     jp_audit_chain_destroy(t->chain);
     free(t->redis_key);

@@ -683,16 +683,21 @@ static void stop_timeout_cb(uv_timer_t *t)
     close_consumer(p);
 }
 
+static void audit_closed(void *opaque)
+{
+    jp_pipeline_t *p = opaque;
+    jp_kafka_in_close(p->in, consumer_closed, p);
+}
+
 static void close_consumer(jp_pipeline_t *p)
 {
     if (p->closing)
         return;
     p->closing = 1;
     uv_timer_stop(p->drain);
-    /* Normally nothing runs any more; the loop keeps running while the consumer closes, so
-     * Redis learns where the stream ended. */
-    jp_audit_trail_close(p->audit);
-    jp_kafka_in_close(p->in, consumer_closed, p);
+    /* The audit stream ends here (normally nothing runs any more) and Redis learns where, so
+     * that this instance's next stream can prove nothing after it was lost (bounded wait). */
+    jp_audit_trail_close(p->audit, audit_closed, p);
 }
 
 static void maybe_finish_stop(jp_pipeline_t *p)

@@ -158,9 +158,12 @@ int jp_audit_trail_call(jp_audit_trail_t *t, const jp_event_t *ev, const jp_outc
 int jp_audit_trail_decision(jp_audit_trail_t *t, const jp_event_t *ev, const jp_outcome_t *o,
                             const char *decision, jp_kafka_out_cb *cb, void *opaque);
 
-/* Emits stream.stopped when the stream was opened (call it when nothing else will be audited,
- * before flushing the producer). Records emitted later are still sealed. */
-void jp_audit_trail_close(jp_audit_trail_t *t);
+/* Emits stream.stopped when the stream was opened (call it when nothing else will be audited)
+ * and calls done(opaque) once, from the loop, when Redis holds that record as where the stream
+ * ended, or after at most 2 s (then a warning says the successor will anchor earlier), or at
+ * once (from the loop) when no stream was opened. Flush the producer after it. Records emitted
+ * later are still sealed. t must not be NULL; done may be NULL. */
+void jp_audit_trail_close(jp_audit_trail_t *t, void (*done)(void *), void *opaque);
 
 void jp_audit_trail_stats(const jp_audit_trail_t *t, jp_audit_trail_stats_t *out);
 /* The stream id (known from _new on). */

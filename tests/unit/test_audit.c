@@ -857,42 +857,49 @@ static json_t *data_of(const char *text)
     return d;
 }
 
-/* Polls Redis for where the trail's stream got to until it is seq `want` and every record sealed
- * was delivered. */
-typedef struct end_probe {
-    trail_env_t *e;
-    jp_audit_trail_t *t;
-    const char *key;
-    int pending;
+static void flag_done(void *opaque)
+{
+    ++*(int *)opaque;
+}
+
+static int flag_set(void *opaque)
+{
+    return *(int *)opaque != 0;
+}
+
+/* Where Redis says the instance's stream got to (one GET). */
+typedef struct last_get {
+    int done;
     long long seq;
-    long long want;
-} end_probe_t;
+    char stream[JP_AUDIT_STREAM_MAX];
+} last_get_t;
 
 static void got_last(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
                      void *opaque)
 {
-    end_probe_t *p = opaque;
+    last_get_t *g = opaque;
     (void)r;
     (void)errstr;
-    p->pending = 0;
     if (err == JP_OK && reply->type == REDIS_REPLY_STRING) {
         json_t *j = json_loadb(reply->str, reply->len, 0, NULL);
-        p->seq = json_integer_value(json_object_get(j, "seq"));
+        g->seq = json_integer_value(json_object_get(j, "seq"));
+        snprintf(g->stream, sizeof g->stream, "%s",
+                 json_string_value(json_object_get(j, "stream")));
         json_decref(j);
     }
+    g->done = 1;
 }
 
-static int stream_end_known(void *arg)
+static int all_delivered(void *opaque)
 {
-    end_probe_t *p = arg;
     jp_audit_trail_stats_t st;
-    jp_audit_trail_stats(p->t, &st);
-    if (p->seq == p->want && st.delivered == st.sealed)
-        return 1;
-    if (!p->pending &&
-        jp_redis_command(p->e->redis, got_last, p, NULL, 0, "GET %s", p->key) == JP_OK)
-        p->pending = 1;
-    return 0;
+    jp_audit_trail_stats(opaque, &st);
+    return st.delivered + st.failed == st.sealed && st.queued == 0;
+}
+
+static int get_done(void *opaque)
+{
+    return ((last_get_t *)opaque)->done;
 }
 
 START_TEST(trail_streams_continue_across_restarts)
@@ -914,9 +921,19 @@ START_TEST(trail_streams_continue_across_restarts)
     ck_assert_int_eq(jp_audit_trail_emit(t, NULL, counted, &e), -1);
     wait_n_t w = {&e, 3};
     ck_assert(testloop_run_until(&e.loop, delivered_n, &w, 10000));
-    jp_audit_trail_close(t); /* stream.stopped, seq 4 */
-    end_probe_t probe = {&e, t, "t-t.restart:audit:last:unit-worker", 0, -1, 4};
-    ck_assert(testloop_run_until(&e.loop, stream_end_known, &probe, 10000));
+    int closed = 0;
+    jp_audit_trail_close(t, flag_done, &closed); /* stream.stopped, seq 4 */
+    ck_assert_int_eq(closed, 0);                 /* never from inside the call */
+    ck_assert(testloop_run_until(&e.loop, flag_set, &closed, 5000));
+    /* When closing is done, Redis already holds the stop record as the end. */
+    last_get_t g = {0, -1, ""};
+    ck_assert_int_eq(jp_redis_command(e.redis, got_last, &g, NULL, 0, "GET %s",
+                                      "t-t.restart:audit:last:unit-worker"),
+                     JP_OK);
+    ck_assert(testloop_run_until(&e.loop, get_done, &g, 5000));
+    ck_assert_int_eq(g.seq, 4);
+    ck_assert_str_eq(g.stream, first);
+    ck_assert(testloop_run_until(&e.loop, all_delivered, t, 5000));
     jp_audit_trail_stats_t st;
     jp_audit_trail_stats(t, &st);
     ck_assert_uint_eq(st.sealed, 5);
@@ -933,6 +950,15 @@ START_TEST(trail_streams_continue_across_restarts)
     w.n = 4;
     ck_assert(testloop_run_until(&e.loop, delivered_n, &w, 10000));
     jp_audit_trail_destroy(t); /* no close: the stream stays open */
+    /* A trail that never opened a stream closes at once (from the loop), producing nothing. */
+    t = jp_audit_trail_new(&e.loop, e.cfg, e.out, e.redis, err, sizeof err);
+    closed = 0;
+    jp_audit_trail_close(t, flag_done, &closed);
+    ck_assert_int_eq(closed, 0);
+    ck_assert(testloop_run_until(&e.loop, flag_set, &closed, 1000));
+    jp_audit_trail_stats(t, &st);
+    ck_assert_uint_eq(st.sealed, 0);
+    jp_audit_trail_destroy(t);
     jp_kafka_out_flush(e.out, 5000);
 
     lines_t texts;
