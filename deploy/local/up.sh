@@ -300,12 +300,12 @@ sites:
     admin_url: $(yaml_str "$ADMIN_URL")
     org_api_key_file: $(yaml_str "$state/secrets/org_api_key")
     tls_verify: true
-worker:
-  instance_id: $(yaml_str "$3")
 http:
   listen: $(yaml_str "127.0.0.1:$2")
 log:
   level: info
+worker:
+  instance_id: $(yaml_str "$3")
 audit:
   hmac_key_file: $(yaml_str "$state/secrets/audit_hmac_key")
 EOF
