@@ -865,7 +865,8 @@ jp_err_t jp_audit_verifier_finish(jp_audit_verifier_t *v)
         analyse(v, v->streams[i]);
     for (size_t i = 0; i < v->stream_count; i++)
         check_predecessor(v, v->streams[i]);
-    qsort(v->problems, v->problem_count, sizeof(*v->problems), cmp_problem);
+    if (v->problem_count)
+        qsort(v->problems, v->problem_count, sizeof(*v->problems), cmp_problem);
     v->out = malloc((v->problem_count ? v->problem_count : 1) * sizeof(*v->out));
     v->infos = calloc(v->stream_count ? v->stream_count : 1, sizeof(*v->infos));
     if (!v->out || !v->infos) {
