@@ -128,15 +128,44 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Where canon() is, for error messages only: a chain of member names / array indexes built on
+ * the stack and formatted only when something has no canonical form. */
+typedef struct where {
+    const struct where *up;
+    const char *key; /* member name, or NULL for an array index */
+    size_t index;
+} where_t;
+
+static size_t where_format(const where_t *w, char *out, size_t size)
+{
+    if (!w)
+        return 0;
+    size_t n = where_format(w->up, out, size);
+    int k = w->key ? snprintf(out + n, size - n, "%s%s", n ? "." : "", w->key)
+                   : snprintf(out + n, size - n, "[%zu]", w->index);
+    n += k > 0 ? (size_t)k : 0;
+    return n < size ? n : size - 1;
+}
+
+static jp_err_t no_form(const where_t *w, const char *what, char *errstr, size_t errstr_size)
+{
+    char path[256] = "";
+    if (!where_format(w, path, sizeof(path)))
+        snprintf(path, sizeof(path), "(record)");
+    return jp_err_set(errstr, errstr_size, JP_ERR_INVALID, "%s: %s has no canonical form", path,
+                      what);
+}
+
 /* Serialises v; `skip` is the object whose member "mac" is left out (data.chain). */
-static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const char *path, char *errstr,
-                      size_t errstr_size)
+static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const where_t *at,
+                      char *errstr, size_t errstr_size)
 {
     char num[32];
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         size_t n = json_object_size(v), k = 0;
-        const char **keys = malloc((n ? n : 1) * sizeof(*keys));
+        const char *stack_keys[32];
+        const char **keys = n <= 32 ? stack_keys : malloc(n * sizeof(*keys));
         if (!keys) {
             b->bad = 1;
             return JP_ERR_NOMEM;
@@ -151,31 +180,29 @@ static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const char 
         }
         qsort(keys, k, sizeof(*keys), cmp_keys);
         put(b, "{", 1);
-        for (size_t i = 0; i < k; i++) {
-            char sub[256];
-            snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", keys[i]);
+        jp_err_t rc = JP_OK;
+        for (size_t i = 0; i < k && rc == JP_OK; i++) {
+            where_t sub = {at, keys[i], 0};
             if (i)
                 put(b, ",", 1);
             put_string(b, keys[i], strlen(keys[i]));
             put(b, ":", 1);
-            jp_err_t rc = canon(b, json_object_get(v, keys[i]), skip, sub, errstr, errstr_size);
-            if (rc != JP_OK) {
-                free(keys);
-                return rc;
-            }
+            rc = canon(b, json_object_get(v, keys[i]), skip, &sub, errstr, errstr_size);
         }
         put(b, "}", 1);
-        free(keys);
+        if (keys != stack_keys)
+            free(keys);
+        if (rc != JP_OK)
+            return rc;
         break;
     }
     case JSON_ARRAY:
         put(b, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
-            char sub[256];
-            snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+            where_t sub = {at, NULL, i};
             if (i)
                 put(b, ",", 1);
-            jp_err_t rc = canon(b, json_array_get(v, i), skip, sub, errstr, errstr_size);
+            jp_err_t rc = canon(b, json_array_get(v, i), skip, &sub, errstr, errstr_size);
             if (rc != JP_OK)
                 return rc;
         }
@@ -187,16 +214,13 @@ static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const char 
     case JSON_INTEGER: {
         json_int_t n = json_integer_value(v);
         if (n > JP_AUDIT_MAX_SAFE_INT || n < -JP_AUDIT_MAX_SAFE_INT)
-            return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
-                              "%s: integer beyond 2^53-1 has no canonical form",
-                              path[0] ? path : "(record)");
+            return no_form(at, "an integer beyond 2^53-1", errstr, errstr_size);
         snprintf(num, sizeof(num), "%lld", (long long)n);
         puts_(b, num);
         break;
     }
     case JSON_REAL:
-        return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
-                          "%s: a real number has no canonical form", path[0] ? path : "(record)");
+        return no_form(at, "a real number", errstr, errstr_size);
     case JSON_TRUE:
         puts_(b, "true");
         break;
@@ -220,7 +244,8 @@ jp_err_t jp_audit_canonical(const json_t *record, char **out, size_t *len, char 
         return jp_err_set(errstr, errstr_size, JP_ERR_INVALID, "a record must be an object");
     const json_t *chain = json_object_get(json_object_get(record, "data"), "chain");
     buf_t b = {0};
-    jp_err_t rc = canon(&b, record, json_is_object(chain) ? chain : NULL, "", errstr, errstr_size);
+    jp_err_t rc =
+        canon(&b, record, json_is_object(chain) ? chain : NULL, NULL, errstr, errstr_size);
     if (rc == JP_OK && b.bad)
         rc = JP_ERR_NOMEM;
     if (rc != JP_OK) {

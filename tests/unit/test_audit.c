@@ -234,7 +234,7 @@ START_TEST(canonical_refuses_reals_and_big_integers)
     json_decref(rec);
     rec = json_loads("{\"a\":[1,9007199254740992]}", 0, NULL);
     ck_assert_int_eq(jp_audit_canonical(rec, &out, &len, err, sizeof err), JP_ERR_INVALID);
-    ck_assert_str_eq(err, "a[1]: integer beyond 2^53-1 has no canonical form");
+    ck_assert_str_eq(err, "a[1]: an integer beyond 2^53-1 has no canonical form");
     json_decref(rec);
     rec = json_loads("{\"a\":-9007199254740991}", 0, NULL);
     ck_assert_int_eq(jp_audit_canonical(rec, &out, &len, err, sizeof err), JP_OK);
