@@ -26,6 +26,25 @@ done
 tmp=$JP_T_TMP
 state=$tmp/stack
 
+# ---- 0. the command line -------------------------------------------------------------------
+out=$("$AUDIT" --help)
+for word in verify report export --key-file --allow-unkeyed --since --until "Exit status"; do
+    jp_t_check "--help documents $word" grep -q -- "$word" <<<"$out"
+done
+rc=0; "$AUDIT" >/dev/null 2>&1 || rc=$?
+jp_t_eq "no subcommand is a usage error" 2 "$rc"
+rc=0; "$AUDIT" export -i /dev/null >/dev/null 2>&1 || rc=$?
+jp_t_eq "export without --format is a usage error" 2 "$rc"
+out=$(AUDIT_KEY_FILE='' "$AUDIT" verify -i /dev/null 2>&1) && rc=0 || rc=$?
+jp_t_eq "verify without a key is refused" 2 "$rc"
+jp_t_check "it says where a key comes from" grep -q "verify needs the audit key" <<<"$out"
+printf 'short\n' >"$tmp/short.key"
+rc=0; "$AUDIT" verify -i /dev/null --key-file "$tmp/short.key" >/dev/null 2>&1 || rc=$?
+jp_t_eq "a key under 16 bytes is refused" 2 "$rc"
+printf 'a-key-of-enough-length-0001\n' >"$tmp/ok.key"
+rc=0; "$AUDIT" verify -i /dev/null --key-file "$tmp/ok.key" >/dev/null 2>&1 || rc=$?
+jp_t_eq "an input without any audit record fails verification" 1 "$rc"
+
 if ! jp_t_up "$state" --workers 1 >"$tmp/up.log" 2>&1; then
     cat "$tmp/up.log"
     jp_t_fail "up.sh could not start the stack"
