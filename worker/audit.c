@@ -11,9 +11,10 @@
  *
  * Where the previous stream ended: after each record is handed to the producer, the trail
  * writes {stream, seq, mac} to Redis under P "audit:last:" <instance id> (at most one write in
- * flight; a newer state is written when it completes), so the key can lag the true end by the
- * last few records. The next process with the same instance id puts what it reads there into
- * its stream.started record; the verifier fails only when the old stream ends *before* that. */
+ * flight; a newer state is written when it completes; 90 days' TTL), so the key can lag the
+ * true end by the last few records; closing waits (bounded) until it holds stream.stopped. The
+ * next process with the same instance id puts what it reads there into its stream.started
+ * record; the verifier fails only when the old stream ends *before* that. */
 #include "jiraprov/audit.h"
 
 #include "jiraprov/log.h"
@@ -35,6 +36,9 @@
 /* How long closing waits for Redis to hold where the stream ended. */
 #define CLOSE_WAIT_MS 2000
 #define REDIS_MAXID   200 /* longer instance ids are hashed in the Redis key */
+/* Where an instance's stream ended is kept this long after its last record: instances that
+ * never come back (default instance ids change at every start) do not pile up. */
+#define LAST_TTL_S "7776000" /* 90 days */
 
 static const char zero_mac[JP_AUDIT_MAC_HEX] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -693,8 +697,8 @@ static void persist_last(jp_audit_trail_t *t)
     tok->t = t;
     tok->seq = t->last_seq;
     char err[256];
-    const char *argv[] = {"SET", t->redis_key, text};
-    if (jp_redis_commandargv(t->redis, last_written, tok, 3, argv, NULL, err, sizeof(err)) !=
+    const char *argv[] = {"SET", t->redis_key, text, "EX", LAST_TTL_S};
+    if (jp_redis_commandargv(t->redis, last_written, tok, 5, argv, NULL, err, sizeof(err)) !=
         JP_OK) {
         free(tok);
         t->last_dirty = 1;
