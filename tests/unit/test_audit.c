@@ -897,6 +897,16 @@ static int all_delivered(void *opaque)
     return st.delivered + st.failed == st.sealed && st.queued == 0;
 }
 
+static void got_ttl(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
+                    void *opaque)
+{
+    last_get_t *g = opaque;
+    (void)r;
+    (void)errstr;
+    g->seq = err == JP_OK && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -2;
+    g->done = 1;
+}
+
 static int get_done(void *opaque)
 {
     return ((last_get_t *)opaque)->done;
@@ -933,6 +943,13 @@ START_TEST(trail_streams_continue_across_restarts)
     ck_assert(testloop_run_until(&e.loop, get_done, &g, 5000));
     ck_assert_int_eq(g.seq, 4);
     ck_assert_str_eq(g.stream, first);
+    g.done = 0; /* kept for 90 days, not forever */
+    ck_assert_int_eq(jp_redis_command(e.redis, got_ttl, &g, NULL, 0, "TTL %s",
+                                      "t-t.restart:audit:last:unit-worker"),
+                     JP_OK);
+    ck_assert(testloop_run_until(&e.loop, get_done, &g, 5000));
+    ck_assert_int_gt(g.seq, 89 * 86400);
+    ck_assert_int_le(g.seq, 90 * 86400);
     ck_assert(testloop_run_until(&e.loop, all_delivered, t, 5000));
     jp_audit_trail_stats_t st;
     jp_audit_trail_stats(t, &st);
