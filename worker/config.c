@@ -571,6 +571,7 @@ static const field_t log_fields[] = {
 
 static const field_t audit_fields[] = {
     F_SECRET("hmac_key", CF(audit.hmac_key), 0),
+    F_B("unkeyed", CF(audit.unkeyed), "false"),
 };
 
 static const field_t site_fields[] = {

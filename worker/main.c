@@ -1,5 +1,6 @@
 /* jiraprov-worker: applies IDHub's events from Kafka to Jira Cloud and
  * publishes an outcome for each. Many copies run as one consumer group. */
+#include "jiraprov/audit.h"
 #include "jiraprov/config.h"
 #include "jiraprov/httpd.h"
 #include "jiraprov/log.h"
@@ -304,6 +305,8 @@ static int check_config(const char *path)
     rd_kafka_conf_t *kconf = rd_kafka_conf_new();
     jp_err_t rc = jp_config_kafka_conf(cfg, kconf, err, sizeof(err));
     rd_kafka_conf_destroy(kconf);
+    if (rc == JP_OK) /* what the worker needs beyond a valid file */
+        rc = jp_audit_check_config(cfg, err, sizeof(err));
     if (rc != JP_OK) {
         fprintf(stderr, "%s\n", err);
         jp_config_destroy(cfg);

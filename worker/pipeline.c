@@ -1,6 +1,7 @@
 #include "jiraprov/pipeline.h"
 
 #include "jiraprov/apply.h"
+#include "jiraprov/audit.h"
 #include "jiraprov/event.h"
 #include "jiraprov/http.h"
 #include "jiraprov/kafka_in.h"
@@ -57,9 +58,10 @@ struct jp_pipeline {
     jp_seq_t *seq;
     jp_kafka_in_t *in;
     jp_kafka_out_t *out;
-    uv_timer_t *wake;  /* parked items' next due time */
-    uv_timer_t *drain; /* bound on a revoke or a stop */
-    uv_timer_t *tick;  /* copies the limiter's view into the stats each second */
+    jp_audit_trail_t *audit; /* every audit record is sealed and produced through it */
+    uv_timer_t *wake;        /* parked items' next due time */
+    uv_timer_t *drain;       /* bound on a revoke or a stop */
+    uv_timer_t *tick;        /* copies the limiter's view into the stats each second */
     int paused;
     int stopping;
     int closing;
@@ -254,14 +256,9 @@ static const char *item_key(const item_t *it)
  * offset (a later attempt or a republish does not repeat them). */
 static void publish_calls_audit(item_t *it, const jp_outcome_t *o)
 {
-    const jp_config_t *cfg = it->p->cfg;
-    for (size_t i = 0; i < o->call_count; i++) {
-        if (!o->calls[i].mutation)
-            continue;
-        json_t *rec =
-            jp_record_audit_call(it->ev, o, &o->calls[i], cfg->worker.instance_id, wall_ms());
-        produce_json(it, cfg->topics.audit, it->ev->subject, rec, 0);
-    }
+    for (size_t i = 0; i < o->call_count; i++)
+        if (o->calls[i].mutation)
+            jp_audit_trail_call(it->p->audit, it->ev, o, &o->calls[i], NULL, NULL);
 }
 
 static void publish_item(item_t *it)
@@ -285,9 +282,9 @@ static void publish_item(item_t *it)
                                : (it->replayed || it->outcome->status == JP_OUTCOME_SKIPPED)
                                    ? "skipped"
                                    : NULL;
-        if (decision)
-            produce_json(it, cfg->topics.audit, it->ev->subject,
-                         jp_record_audit_decision(it->ev, it->outcome, decision, id, now), 1);
+        if (decision &&
+            jp_audit_trail_decision(p->audit, it->ev, it->outcome, decision, delivered, it) == 0)
+            it->pending++;
     }
     if (it->deadletter) {
         const jp_kafka_msg_t *m = it->msg;
@@ -388,10 +385,7 @@ static void applied(jp_outcome_t *o, void *opaque)
         return;
     }
     if (o->status == JP_OUTCOME_QUARANTINE) /* parked, not failed: auditors see why */
-        produce_json(
-            it, cfg->topics.audit, it->ev->subject,
-            jp_record_audit_decision(it->ev, o, "quarantined", cfg->worker.instance_id, wall_ms()),
-            0);
+        jp_audit_trail_decision(p->audit, it->ev, o, "quarantined", NULL, NULL);
     if (o->status == JP_OUTCOME_RETRY || o->status == JP_OUTCOME_QUARANTINE) {
         history_add(it, o);
         int64_t age_s = (wall_ms() - it->first_ms) / 1000;
@@ -734,9 +728,10 @@ static void on_redis_state(void *opaque, int connected)
 {
     jp_pipeline_t *p = opaque;
     atomic_store(&p->st.redis_up, connected);
-    if (connected)
+    if (connected) {
         jp_info(COMPONENT, "redis connected");
-    else
+        jp_audit_trail_start(p->audit); /* reads where this instance's last stream ended */
+    } else
         jp_warn(COMPONENT, "redis unreachable: consumption paused until it is back");
     update_pause(p);
 }
@@ -762,13 +757,21 @@ static void stop_timeout_cb(uv_timer_t *t)
     close_consumer(p);
 }
 
+static void audit_closed(void *opaque)
+{
+    jp_pipeline_t *p = opaque;
+    jp_kafka_in_close(p->in, consumer_closed, p);
+}
+
 static void close_consumer(jp_pipeline_t *p)
 {
     if (p->closing)
         return;
     p->closing = 1;
     uv_timer_stop(p->drain);
-    jp_kafka_in_close(p->in, consumer_closed, p);
+    /* The audit stream ends here (normally nothing runs any more) and Redis learns where, so
+     * that this instance's next stream can prove nothing after it was lost (bounded wait). */
+    jp_audit_trail_close(p->audit, audit_closed, p);
 }
 
 static void maybe_finish_stop(jp_pipeline_t *p)
@@ -839,11 +842,13 @@ static void on_site_state(const jp_site_t *site, jp_jira_api_t api, bool quarant
     jp_pipeline_t *p = opaque;
     const jp_config_t *cfg = p->cfg;
     const char *apiname = jp_jira_api_name(api);
-    const char *topics[] = {cfg->topics.results, cfg->topics.audit};
-    for (size_t i = 0; i < 2; i++)
-        produce_record(p, NULL, topics[i], site->name,
-                       jp_record_site_state(site->name, apiname, quarantined, reason, since_ms,
-                                            cfg->worker.instance_id, wall_ms()));
+    produce_record(p, NULL, cfg->topics.results, site->name,
+                   jp_record_site_state(site->name, apiname, quarantined, reason, since_ms,
+                                        cfg->worker.instance_id, wall_ms()));
+    jp_audit_trail_emit(p->audit,
+                        jp_record_audit_site(site->name, apiname, quarantined, reason, since_ms,
+                                             cfg->worker.instance_id, wall_ms()),
+                        NULL, NULL);
 }
 
 static jp_limiter_t *limiter_new(jp_pipeline_t *p, char *errstr, size_t errstr_size)
@@ -921,7 +926,8 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, jp_config_t *cfg, char *errstr, 
                           .store = p->store,
                           .limiter = p->limiter};
     if (!(p->apply = jp_apply_new(&ao, errstr, errstr_size)) ||
-        !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)))
+        !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)) ||
+        !(p->audit = jp_audit_trail_new(loop, cfg, p->out, p->redis, errstr, errstr_size)))
         goto fail;
     jp_kafka_in_cbs_t cbs = {on_message, on_assign, on_revoke, on_kafka_error, p};
     if (!(p->in = jp_kafka_in_new(loop, cfg, &cbs, errstr, errstr_size)))
@@ -957,6 +963,7 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
     jp_apply_destroy(p->apply);
     jp_limiter_destroy(p->limiter);
     jp_seq_destroy(p->seq, free_held, p);
+    jp_audit_trail_destroy(p->audit);
     jp_kafka_out_destroy(p->out);
     jp_http_destroy(p->http);
     jp_mapping_destroy(p->mapping);

@@ -455,6 +455,57 @@ json_t *jp_record_site_state(const char *site, const char *api, int quarantined,
     return finish(&b, rec, d);
 }
 
+json_t *jp_record_audit_site(const char *site, const char *api, int quarantined, const char *reason,
+                             int64_t since_ms, const char *instance_id, int64_t now_ms)
+{
+    if (!site || !api)
+        return NULL;
+    builder_t b = {0};
+    const char *state = quarantined ? "quarantined" : "active";
+    char id[256], op[32];
+    snprintf(op, sizeof(op), "site.%s", state);
+    snprintf(id, sizeof(id), "site:%s:%s:audit:%s@%lld", site, api, op, (long long)since_ms);
+    json_t *rec = envelope(&b, id, JP_RECORD_TYPE_AUDIT, site, NULL, instance_id, now_ms);
+    put_str(&b, rec, "jirasite", site);
+    json_t *d = json_object();
+    put_str(&b, d, "operation", op);
+    put_str(&b, d, "outcome", state);
+    put_str(&b, d, "site", site);
+    put_str(&b, d, "api", api);
+    put_redacted(&b, d, "reason", reason && *reason ? reason : state);
+    put_time(&b, d, "since", since_ms);
+    put_str(&b, d, "worker", instance_id);
+    put_time(&b, d, "startedAt", now_ms);
+    return finish(&b, rec, d);
+}
+
+json_t *jp_record_audit_stream(const char *stream, const char *what, const json_t *extra,
+                               const char *instance_id, int64_t now_ms)
+{
+    if (!stream || !stream[0] || !what || (strcmp(what, "started") && strcmp(what, "stopped")) ||
+        (extra && !json_is_object(extra)))
+        return NULL;
+    builder_t b = {0};
+    char id[JP_EVENT_ID_MAX + 64], op[32];
+    snprintf(op, sizeof(op), "stream.%s", what);
+    if ((size_t)snprintf(id, sizeof(id), "%s:audit:%s@%lld", stream, op, (long long)now_ms) >=
+        sizeof(id))
+        return NULL;
+    json_t *rec = envelope(&b, id, JP_RECORD_TYPE_AUDIT, stream, NULL, instance_id, now_ms);
+    json_t *d = json_object();
+    put_str(&b, d, "operation", op);
+    put_str(&b, d, "outcome", what);
+    put_str(&b, d, "worker", instance_id);
+    put_time(&b, d, "startedAt", now_ms);
+    if (extra) {
+        json_t *copy = json_deep_copy(extra);
+        if (!copy || !d || json_object_update(d, copy) != 0)
+            b.bad = 1;
+        json_decref(copy);
+    }
+    return finish(&b, rec, d);
+}
+
 char *jp_record_dump(const json_t *record, size_t *len)
 {
     char *s = record ? json_dumps(record, JSON_COMPACT) : NULL;

@@ -114,6 +114,9 @@ print(f"({len(rows)} records)")
 if [ "$workers" -gt 0 ]; then
     say "outcomes on $TOPIC_RESULTS (2 workers)"
     read_topic "$TOPIC_RESULTS" "$expected" 60 | table results
+    say "the audit trail on $TOPIC_AUDIT, verified (key: $AUDIT_KEY_FILE)"
+    "$build/producers/jiraprov-audit" verify -c "$WORKER_CONFIG"
+    "$build/producers/jiraprov-audit" report -c "$WORKER_CONFIG" | sed -n '/^operation/,/^$/p'
 else
     say "events on $TOPIC_EVENTS (the worker is not built yet: nothing applies them)"
     read_topic "$TOPIC_EVENTS" "$expected" 30 | table events

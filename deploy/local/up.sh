@@ -27,7 +27,7 @@ NO_SITE_URL=http://127.0.0.1:1
 usage() {
     cat <<EOF
 Usage: $JP_PROG [--state DIR] [--workers N] [--partitions N] [--event-partitions N]
-                [--redis-persist] [--brokers N]
+                [--redis-persist] [--brokers N] [--secrets DIR]
 Starts the local stack from the binaries in \$JP_BUILD_DIR (default: $JP_ROOT/build).
 
   --state DIR           PIDs, logs, generated config and secrets [deploy/local/state]
@@ -36,6 +36,10 @@ Starts the local stack from the binaries in \$JP_BUILD_DIR (default: $JP_ROOT/bu
   --partitions N        partitions of the results, recon, audit and dead-letter topics [4]
   --redis-persist       let Redis keep an append-only file in DIR/redis (fsync on every write)
   --brokers N           brokers of the embedded Kafka cluster [1]
+  --secrets DIR         secrets to use instead of the demo ones, one file each (any subset):
+                        jira_api_token, scim_api_key, org_api_key (the emulator accepts them),
+                        redis_password (Redis then requires it), audit_hmac_key (otherwise a
+                        random key is generated at every start)
   -h, --help
 
 Endpoints go to stack.env: deploy/local/stack.env for the default state, DIR/stack.env
@@ -52,6 +56,7 @@ partitions=4
 event_partitions=8
 redis_persist=0
 brokers=1
+secrets_dir=''
 
 need_count() { # OPTION VALUE MIN MAX
     if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
@@ -61,10 +66,14 @@ need_count() { # OPTION VALUE MIN MAX
 
 while (($#)); do
     case $1 in
-    --state | --workers | --partitions | --event-partitions | --brokers)
+    --state | --workers | --partitions | --event-partitions | --brokers | --secrets)
         (($# >= 2)) || jp_die "$1 needs a value (see --help)"
         case $1 in
         --state) state=$2 ;;
+        --secrets)
+            [[ -d $2 ]] || jp_die "--secrets: $2 is not a directory"
+            secrets_dir=$(cd "$2" && pwd -P)
+            ;;
         --workers) need_count "$1" "$2" 0 32 && workers=$2 ;;
         --partitions) need_count "$1" "$2" 1 256 && partitions=$2 ;;
         --event-partitions) need_count "$1" "$2" 1 256 && event_partitions=$2 ;;
@@ -125,7 +134,8 @@ start_kafka() {
 }
 
 ready_redis() {
-    [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
+    [[ $(REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -h 127.0.0.1 \
+        -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
 }
 
 # redis-server cannot bind port 0 and report it, so a free port is probed, and taken again if
@@ -134,7 +144,14 @@ start_redis() {
     local attempt args
     for ((attempt = 1; attempt <= 5; attempt++)); do
         REDIS_PORT=$(jp_free_port)
-        args=(--bind 127.0.0.1 --port "$REDIS_PORT" --daemonize no --logfile "")
+        args=()
+        if [[ -n $REDIS_PASSWORD ]]; then
+            # In a mode-0600 file, not on the command line where ps would show it.
+            printf 'requirepass %s\n' "$(json_str "$REDIS_PASSWORD")" |
+                write_file_atomic "$state/secrets/redis.conf" 600
+            args+=("$state/secrets/redis.conf")
+        fi
+        args+=(--bind 127.0.0.1 --port "$REDIS_PORT" --daemonize no --logfile "")
         if ((redis_persist)); then
             mkdir -p "$state/redis"
             args+=(--dir "$state/redis" --appendonly yes --appendfsync always)
@@ -166,14 +183,21 @@ start_emulator() {
         jp_say "note: no Jira emulator at $EMULATOR_BIN; the demo site points to $NO_SITE_URL"
         return 0
     fi
-    start_component emulator ready_emulator "$EMULATOR_BIN" --listen 127.0.0.1:0 --seed-demo
-    JIRA_URL=$EMULATOR_URL
     JIRA_EMAIL=jiraprov-bot@demo.example
-    JIRA_API_TOKEN=demo-jira-api-token
+    JIRA_API_TOKEN=$(secret_or jira_api_token demo-jira-api-token)
+    SCIM_API_KEY=$(secret_or scim_api_key demo-scim-key)
+    ORG_API_KEY=$(secret_or org_api_key demo-org-key)
+    {
+        printf '{"jira_email": %s, "jira_token": %s, ' "$(json_str "$JIRA_EMAIL")" \
+            "$(json_str "$JIRA_API_TOKEN")"
+        printf '"scim_key": %s, "org_key": %s}\n' "$(json_str "$SCIM_API_KEY")" \
+            "$(json_str "$ORG_API_KEY")"
+    } | write_file_atomic "$state/secrets/emulator.json" 600
+    start_component emulator ready_emulator "$EMULATOR_BIN" --listen 127.0.0.1:0 --seed-demo \
+        --credentials "$state/secrets/emulator.json"
+    JIRA_URL=$EMULATOR_URL
     SCIM_URL=$EMULATOR_URL/scim/directory/demo-directory
-    SCIM_API_KEY=demo-scim-key
     ADMIN_URL=$EMULATOR_URL
-    ORG_API_KEY=demo-org-key
     EMULATOR_CONTROL_URL=$EMULATOR_URL/__emulator
 }
 
@@ -190,7 +214,7 @@ start_workers() {
     fi
     for ((i = 1; i <= workers; i++)); do
         WORKER_HTTP_PORT=$(jp_free_port)
-        write_worker_config "$state/worker-$i.yaml" "$WORKER_HTTP_PORT"
+        write_worker_config "$state/worker-$i.yaml" "$WORKER_HTTP_PORT" "local-worker-$i"
         start_component "worker-$i" ready_worker "$WORKER_BIN" --config "$state/worker-$i.yaml"
         ((i > 1)) || WORKER_METRICS_URL=http://127.0.0.1:$WORKER_HTTP_PORT/metrics
     done
@@ -202,6 +226,29 @@ start_workers() {
 yaml_str() { # double-quoted YAML scalar
     local s=${1//\\/\\\\}
     printf '"%s"' "${s//\"/\\\"}"
+}
+
+json_str() { # JSON string (the values here have no control characters; see secret_or)
+    local s=${1//\\/\\\\}
+    printf '"%s"' "${s//\"/\\\"}"
+}
+
+# secret_or NAME DEFAULT: the content of --secrets DIR/NAME (trailing newlines dropped) if
+# there is one, else DEFAULT.
+secret_or() {
+    local f=$secrets_dir/$1 v
+    if [[ -n $secrets_dir && -f $f ]]; then
+        v=$(<"$f")
+        [[ -n $v && $v != *[[:cntrl:]]* ]] || jp_die "--secrets: $f is empty or has control characters"
+        printf '%s' "$v"
+    else
+        printf '%s' "$2"
+    fi
+}
+
+# A fresh audit key per start: the local topics start empty every time too.
+random_key() {
+    od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
 }
 
 # write_file_atomic PATH MODE: stdin to PATH through a temporary file.
@@ -218,10 +265,19 @@ write_secrets() {
     printf '%s' "$JIRA_API_TOKEN" | write_file_atomic "$state/secrets/jira_api_token" 600
     printf '%s' "$SCIM_API_KEY" | write_file_atomic "$state/secrets/scim_api_key" 600
     printf '%s' "$ORG_API_KEY" | write_file_atomic "$state/secrets/org_api_key" 600
+    printf '%s' "$AUDIT_HMAC_KEY" | write_file_atomic "$state/secrets/audit_hmac_key" 600
+    if [[ -n $REDIS_PASSWORD ]]; then
+        printf '%s' "$REDIS_PASSWORD" | write_file_atomic "$state/secrets/redis_password" 600
+    fi
 }
 
-# write_worker_config PATH HTTP_PORT
+# write_worker_config PATH HTTP_PORT INSTANCE_ID
 write_worker_config() {
+    local redis_password=''
+    if [[ -n $REDIS_PASSWORD ]]; then
+        redis_password="
+  password_file: $(yaml_str "$state/secrets/redis_password")"
+    fi
     write_file_atomic "$1" 600 <<EOF
 # Generated by deploy/local/up.sh at every start of the stack in
 # $state
@@ -236,7 +292,7 @@ topics:
 consumer:
   group: $(yaml_str "$CONSUMER_GROUP")
 redis:
-  url: $(yaml_str "$REDIS_URL")
+  url: $(yaml_str "$REDIS_URL")$redis_password
 sites:
   - name: demo
     jira_url: $(yaml_str "$JIRA_URL")
@@ -251,6 +307,10 @@ http:
   listen: $(yaml_str "127.0.0.1:$2")
 log:
   level: info
+worker:
+  instance_id: $(yaml_str "$3")
+audit:
+  hmac_key_file: $(yaml_str "$state/secrets/audit_hmac_key")
 EOF
 }
 
@@ -270,6 +330,9 @@ write_env() {
         env_line TOPIC_AUDIT "$TOPIC_AUDIT"
         env_line TOPIC_DLQ "$TOPIC_DLQ"
         env_line WORKER_CONFIG "$WORKER_CONFIG"
+        env_line AUDIT_KEY_FILE "$state/secrets/audit_hmac_key"
+        # redis-cli reads the password from here (REDIS_URL carries none).
+        [[ -z $REDIS_PASSWORD ]] || env_line REDISCLI_AUTH "$REDIS_PASSWORD"
         env_line STACK_STATE "$state"
         env_line KAFKA_CONTROL_FIFO "$state/kafka.control"
         [[ -z ${WORKER_METRICS_URL:-} ]] || env_line WORKER_METRICS_URL "$WORKER_METRICS_URL"
@@ -333,6 +396,10 @@ main() {
     ADMIN_URL=$NO_SITE_URL ORG_API_KEY=unset
     EMULATOR_CONTROL_URL=''
     WORKER_CONFIG=$state/worker.yaml
+    REDIS_PASSWORD=$(secret_or redis_password '')
+    AUDIT_HMAC_KEY=$(secret_or audit_hmac_key "$(random_key)")
+    mkdir -p "$state/secrets"
+    chmod 700 "$state/secrets"
 
     trap on_exit EXIT
     trap 'exit 130' INT TERM
@@ -340,7 +407,7 @@ main() {
     start_redis
     start_emulator
     write_secrets
-    write_worker_config "$WORKER_CONFIG" "$(jp_free_port)"
+    write_worker_config "$WORKER_CONFIG" "$(jp_free_port)" local-worker
     start_workers
     write_env
 

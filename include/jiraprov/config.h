@@ -180,7 +180,10 @@ typedef struct jp_config {
     } log;
 
     struct {
-        char *hmac_key; /* optional secret, NULL if none */
+        char *hmac_key; /* optional secret, NULL if none; the worker needs it (>= 16 bytes)
+                         * unless unkeyed is true (see audit.h) */
+        bool unkeyed;   /* [false] seal audit records without a key (SHA-256 only: detects
+                         * accidents, not tampering); the verifier reports such streams */
     } audit;
 } jp_config_t;
 

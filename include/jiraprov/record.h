@@ -21,6 +21,7 @@
  *   dead letter     <topic>/<partition>/<offset>:deadletter
  *   audit (call)    <event id>:audit:<call index>@<call started_ms>
  *   audit (decision) <event id>:audit:<decision>@<now_ms>
+ *   audit (stream)   <stream id>:audit:stream.<started|stopped>@<now_ms>
  * (the call index is the call's position in o->calls; with its start time it
  * is unique across the attempts of one event.)
  *
@@ -117,6 +118,24 @@ json_t *jp_record_audit_decision(const jp_event_t *ev, const jp_outcome_t *o, co
  * the same on every worker that reports the same transition. */
 json_t *jp_record_site_state(const char *site, const char *api, int quarantined, const char *reason,
                              int64_t since_ms, const char *instance_id, int64_t now_ms);
+
+/* Audit of a quarantine transition of a site's API (the audit topic's form
+ * of jp_record_site_state): type com.jiraprov.audit, id
+ * "site:<site>:<api>:audit:site.<quarantined|active>@<since_ms>", subject and
+ * jirasite = the site, no idhubactor (no event caused it). data: operation
+ * "site.quarantined" or "site.active", outcome "quarantined" or "active",
+ * site, api, reason, since (when the quarantine began), worker, startedAt. */
+json_t *jp_record_audit_site(const char *site, const char *api, int quarantined, const char *reason,
+                             int64_t since_ms, const char *instance_id, int64_t now_ms);
+
+/* Audit of the audit stream itself (see audit.h): `what` is "started" or "stopped"
+ * (anything else gives NULL). type com.jiraprov.audit, id
+ * "<stream>:audit:stream.<what>@<now_ms>", subject = the stream id; no jirasite, idhubactor,
+ * traceparent or correlationid (no event caused it). data: operation "stream.<what>", outcome
+ * what, worker, startedAt = now, then a copy of every member of `extra` (an object or NULL:
+ * e.g. previous {stream, seq, mac} or previousUnknown). */
+json_t *jp_record_audit_stream(const char *stream, const char *what, const json_t *extra,
+                               const char *instance_id, int64_t now_ms);
 
 /* The published form of a record: compact JSON, attributes in insertion
  * order. Returns malloc'd NUL-terminated text (free()) and its length in

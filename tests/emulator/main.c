@@ -16,6 +16,8 @@ static void emu_usage(FILE *f)
           "  --jira-token T         Jira API token (default demo-jira-api-token)\n"
           "  --scim-key K           SCIM directory API key (default demo-scim-key)\n"
           "  --org-key K            organization API key (default demo-org-key)\n"
+          "  --credentials FILE     JSON object with any of jira_email, jira_token, scim_key,\n"
+          "                         org_key (keeps secrets off the command line)\n"
           "  --directory-id D       SCIM directory id (default demo-directory)\n"
           "  --org-id O             organization id (default demo-org)\n"
           "  --record FILE.jsonl    append every exchange as one JSON line\n"
@@ -45,7 +47,42 @@ static int emu_parse_listen(const char *v, emu_config_t *cfg)
     return 0;
 }
 
-static int emu_parse_args(int argc, char **argv, emu_config_t *cfg)
+/* --credentials: the JSON object stays in *held (its strings back cfg's pointers). */
+static int emu_load_credentials(const char *path, emu_config_t *cfg, json_t **held)
+{
+    static const char *const names[] = {"jira_email", "jira_token", "scim_key", "org_key"};
+    char **dst[] = {&cfg->jira_email, &cfg->jira_token, &cfg->scim_key, &cfg->org_key};
+    json_error_t je;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(j)) {
+        fprintf(stderr, "jiraprov-jira-emulator: --credentials %s: %s\n", path,
+                j ? "expected a JSON object" : je.text);
+        json_decref(j);
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(j, key, val)
+    {
+        size_t i = 0;
+        while (i < 4 && strcmp(key, names[i]))
+            i++;
+        if (i == 4 || !json_string_value(val) || !json_string_value(val)[0]) {
+            fprintf(stderr,
+                    "jiraprov-jira-emulator: --credentials %s: %s: expected one of jira_email, "
+                    "jira_token, scim_key, org_key with a non-empty string\n",
+                    path, key);
+            json_decref(j);
+            return -1;
+        }
+        *dst[i] = (char *)json_string_value(val);
+    }
+    json_decref(*held);
+    *held = j;
+    return 0;
+}
+
+static int emu_parse_args(int argc, char **argv, emu_config_t *cfg, json_t **creds)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -82,6 +119,9 @@ static int emu_parse_args(int argc, char **argv, emu_config_t *cfg)
             cfg->scim_key = (char *)v;
         } else if (strcmp(a, "--org-key") == 0) {
             cfg->org_key = (char *)v;
+        } else if (strcmp(a, "--credentials") == 0) {
+            if (emu_load_credentials(v, cfg, creds) != 0)
+                return -1;
         } else if (strcmp(a, "--directory-id") == 0) {
             cfg->directory_id = (char *)v;
         } else if (strcmp(a, "--org-id") == 0) {
@@ -137,9 +177,11 @@ int main(int argc, char **argv)
         .directory_id = "demo-directory",
         .org_id = "demo-org",
     };
-    if (!cfg.listen_host || emu_parse_args(argc, argv, &cfg) != 0) {
+    json_t *creds = NULL;
+    if (!cfg.listen_host || emu_parse_args(argc, argv, &cfg, &creds) != 0) {
         emu_usage(stderr);
         free(cfg.listen_host);
+        json_decref(creds);
         return 2;
     }
 
@@ -156,6 +198,7 @@ int main(int argc, char **argv)
     if (!emu) {
         fprintf(stderr, "jiraprov-jira-emulator: %s\n", err);
         free(cfg.listen_host);
+        json_decref(creds);
         return 1;
     }
     int rc = 1;
@@ -189,5 +232,6 @@ out:
     emu_destroy(emu);
     json_decref(startup_limits);
     free(cfg.listen_host);
+    json_decref(creds);
     return rc;
 }

@@ -27,8 +27,9 @@ jp_t_eq "no --config is a usage error" 2 "$rc"
 
 secret=distinctive-Secret-4711
 printf '%s\n' "$secret" >"$tmp/token"
-chmod 600 "$tmp/token"
-cat >"$tmp/ok.yaml" <<YAML
+printf '%s\n' "$secret-audit-key" >"$tmp/audit-key"
+chmod 600 "$tmp/token" "$tmp/audit-key"
+cat >"$tmp/nokey.yaml" <<YAML
 kafka:
   bootstrap.servers: 127.0.0.1:9092
 redis:
@@ -41,10 +42,19 @@ sites:
     scim_url: https://api.atlassian.com/scim/directory/x
     scim_api_key: \${SCIM_KEY}
 YAML
+{ cat "$tmp/nokey.yaml"; printf 'audit:\n  hmac_key_file: %s\n' "$tmp/audit-key"; } >"$tmp/ok.yaml"
 out=$(SCIM_KEY=$secret-2 "$worker" --check-config -c "$tmp/ok.yaml" 2>&1) && rc=0 || rc=$?
 jp_t_eq "a valid config checks out" 0 "$rc"
 jp_t_check "the dump shows the effective values" grep -q 'jira_url: "https://acme.atlassian.net"' <<<"$out"
 if grep -q "$secret" <<<"$out"; then jp_t_fail "a secret appears in the dump"; else jp_t_ok "no secret in the dump"; fi
+
+out=$(SCIM_KEY=x "$worker" --check-config -c "$tmp/nokey.yaml" 2>&1) && rc=0 || rc=$?
+jp_t_eq "a config without an audit key fails the check" 2 "$rc"
+jp_t_check "it says the key is required and how to run without one" \
+    grep -q "audit.hmac_key (or audit.hmac_key_file) is required.*audit.unkeyed: true" <<<"$out"
+{ cat "$tmp/nokey.yaml"; printf 'audit:\n  unkeyed: true\n'; } >"$tmp/unkeyed.yaml"
+out=$(SCIM_KEY=x "$worker" --check-config -c "$tmp/unkeyed.yaml" 2>&1) && rc=0 || rc=$?
+jp_t_eq "audit.unkeyed: true runs without a key" 0 "$rc"
 
 printf 'kafka:\n  bootstrap.servers: x\nredis:\n  url: redis://h\n  timeot_ms: 3\n' >"$tmp/typo.yaml"
 out=$("$worker" --check-config -c "$tmp/typo.yaml" 2>&1) && rc=0 || rc=$?

@@ -7,15 +7,24 @@ Usage:
                                                (written by the C encoder, compared by
                                                tests/unit/test_record.c) and check that
                                                the schemas reject broken variants
-  check_records.py <repo root> FILE.jsonl ...  validate JSON Lines of records ('-' = stdin),
+  check_records.py <repo root> [--key-file K] FILE.jsonl ...
+                                               validate JSON Lines of records ('-' = stdin),
                                                e.g. a dump of the results/audit/dlq topics
 
 Each line is one CloudEvents record; its `type` picks the schema. Blank lines
 are skipped. Every failure is reported as FILE:LINE: message; the exit status
 is 1 when any line failed.
+
+Audit records are also checked the way an auditor's own program would: the
+MAC of every record sealed with a known key (the samples' key, or --key-file)
+is recomputed here, independently of the C code, from the canonical form that
+include/jiraprov/audit.h defines, and each stream's seq and prev must follow
+on in file order. A sample record that is changed must then fail that check.
 """
 import copy
 import glob
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -28,6 +37,68 @@ TYPES = {
     "com.jiraprov.audit": "audit",
     "com.jiraprov.site.state": "sitestate",
 }
+
+
+# The key tests/unit/test_record.c seals the audit samples with (not a secret).
+SAMPLE_KEY = b"jiraprov-sample-audit-key-not-a-secret"
+ZERO_MAC = "0" * 64
+
+
+def key_id(key):
+    return hmac.new(key, b"jiraprov-audit-key-id", hashlib.sha256).hexdigest()[:16]
+
+
+def has_real(value):
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(has_real(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_real(v) for v in value)
+    return False
+
+
+def canonical(record):
+    """The bytes the MAC covers: the record without data.chain.mac, keys sorted, no
+    whitespace, UTF-8 (json.dumps escapes exactly as audit.h specifies)."""
+    rec = copy.deepcopy(record)
+    del rec["data"]["chain"]["mac"]
+    return json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Chains:
+    """Recomputes MACs and follows each stream in file order."""
+
+    def __init__(self, keys):
+        self.keys = {key_id(k): k for k in keys}
+        self.last = {}  # stream -> (seq, mac)
+        self.verified = 0
+
+    def errors(self, record):
+        chain = record.get("data", {}).get("chain")
+        if record.get("type") != "com.jiraprov.audit" or not isinstance(chain, dict):
+            return []
+        if has_real(record):
+            return ["a real number: no canonical form"]
+        if chain.get("alg") == "sha256":
+            want = hashlib.sha256(canonical(record)).hexdigest()
+        elif chain.get("keyId") in self.keys:
+            want = hmac.new(self.keys[chain["keyId"]], canonical(record),
+                            hashlib.sha256).hexdigest()
+        else:
+            return []  # a key we do not have: only the C verifier's report can say more
+        out = []
+        if not hmac.compare_digest(want, chain.get("mac", "")):
+            out.append("data.chain.mac does not verify (recomputed %s...)" % want[:16])
+        stream, seq = chain.get("stream"), chain.get("seq")
+        seq_before, mac_before = self.last.get(stream, (-1, ZERO_MAC))
+        if seq != seq_before + 1 or chain.get("prev") != mac_before:
+            out.append("data.chain: seq %r / prev do not follow seq %d of stream %s" %
+                       (seq, seq_before, stream))
+        self.last[stream] = (seq, chain.get("mac"))
+        if not out:
+            self.verified += 1
+        return out
 
 
 def no_duplicates(pairs):
@@ -62,7 +133,7 @@ class Schemas:
         return out
 
 
-def check_lines(schemas, label, lines, failures):
+def check_lines(schemas, label, lines, failures, chains=None):
     """Validates JSON Lines; returns the records by type name."""
     seen = {}
     for number, raw in enumerate(lines, 1):
@@ -74,6 +145,8 @@ def check_lines(schemas, label, lines, failures):
             failures.append("%s:%d: not JSON: %s" % (label, number, exc))
             continue
         errs = schemas.errors(record)
+        if chains is not None and isinstance(record, dict):
+            errs += chains.errors(record)
         for err in errs:
             failures.append("%s:%d: %s" % (label, number, err))
         if not errs:
@@ -131,19 +204,53 @@ def mutations():
         ("audit", "decision with a method",
          lambda r: r["data"]["operation"].startswith("decision."),
          setv(["data", "method"], "POST")),
-        ("audit", "call without status",
-         lambda r: not r["data"]["operation"].startswith("decision."), drop(["data", "status"])),
-        ("audit", "call with a decision outcome",
-         lambda r: not r["data"]["operation"].startswith("decision."),
-         setv(["data", "outcome"], "skipped")),
+        ("audit", "call without status", is_call, drop(["data", "status"])),
+        ("audit", "call with a decision outcome", is_call, setv(["data", "outcome"], "skipped")),
         ("audit", "request body", lambda r: True, setv(["data", "body"], {"password": "x"})),
         ("audit", "role target without role",
-         lambda r: r["data"]["target"]["kind"] == "role", drop(["data", "target", "role"])),
-        ("audit", "no actor", lambda r: True, drop(["data", "actor"])),
+         lambda r: is_event(r) and r["data"]["target"]["kind"] == "role",
+         drop(["data", "target", "role"])),
+        ("audit", "no actor", is_event, drop(["data", "actor"])),
+        ("audit", "event record without jirasite", is_event, drop(["jirasite"])),
+        ("audit", "unsealed", lambda r: True, drop(["data", "chain"])),
+        ("audit", "negative seq", lambda r: True, setv(["data", "chain", "seq"], -1)),
+        ("audit", "mac not hex", lambda r: True, setv(["data", "chain", "mac"], "z" * 64)),
+        ("audit", "keyed without key id", lambda r: True, drop(["data", "chain", "keyId"])),
+        ("audit", "unknown chain member", lambda r: True,
+         setv(["data", "chain", "note"], "x")),
+        ("audit", "stream record with an actor", is_stream, setv(["data", "actor"], "eve")),
+        ("audit", "stream record with a jirasite", is_stream, setv(["jirasite"], "demo")),
+        ("audit", "stream.started without previous or previousUnknown",
+         lambda r: r["data"]["operation"] == "stream.started", drop(["data", "previous"])),
+        ("audit", "stream.stopped with previous",
+         lambda r: r["data"]["operation"] == "stream.stopped",
+         setv(["data", "previousUnknown"], "x")),
+        ("audit", "call with previous", is_call,
+         setv(["data", "previousUnknown"], "x")),
+        ("audit", "site record without api", is_site, drop(["data", "api"])),
+        ("audit", "site record with an actor", is_site, setv(["idhubactor"], "eve")),
+        ("audit", "site record with a target", is_site,
+         setv(["data", "target"], {"kind": "account"})),
         ("sitestate", "quarantined without since",
          lambda r: r["data"]["state"] == "quarantined", drop(["data", "since"])),
         ("sitestate", "no api", lambda r: True, drop(["data", "api"])),
     ]
+
+
+def is_stream(r):
+    return r["data"]["operation"].startswith("stream.")
+
+
+def is_site(r):
+    return r["data"]["operation"].startswith("site.")
+
+
+def is_event(r):
+    return not is_stream(r) and not is_site(r)
+
+
+def is_call(r):
+    return is_event(r) and not r["data"]["operation"].startswith("decision.")
 
 
 def check_samples(root, schemas, failures):
@@ -152,12 +259,23 @@ def check_samples(root, schemas, failures):
         failures.append("config/samples/records: no *.jsonl samples")
     seen = {}
     count = 0
+    chains = Chains([SAMPLE_KEY])
     for path in files:
         label = os.path.relpath(path, root)
         lines = read_lines(path)
         count += sum(1 for line in lines if line.strip())
-        for name, recs in check_lines(schemas, label, lines, failures).items():
+        for name, recs in check_lines(schemas, label, lines, failures, chains).items():
             seen.setdefault(name, []).extend(recs)
+    audit = seen.get("audit", [])
+    if chains.verified != len(audit) or not audit:
+        failures.append("audit samples: %d of %d MACs recomputed and verified" %
+                        (chains.verified, len(audit)))
+    # The recomputation must notice a change (else it would verify anything).
+    for r in audit:
+        changed = copy.deepcopy(r)
+        changed["data"]["worker"] = changed["data"]["worker"] + "x"
+        if not Chains([SAMPLE_KEY]).errors(changed):
+            failures.append("a changed audit sample %s still verifies" % r["id"])
     for name in sorted(set(TYPES.values())):
         if not seen.get(name):
             failures.append("config/samples/records: no valid %s record" % name)
@@ -184,13 +302,23 @@ def main(argv):
     root = argv[1]
     schemas = Schemas(root)
     failures = []
-    if len(argv) > 2:
+    args = argv[2:]
+    keys = []
+    while len(args) >= 2 and args[0] == "--key-file":
+        with open(args[1], "rb") as f:
+            key = f.read()
+        keys.append(key[:-1] if key.endswith(b"\n") else key)
+        args = args[2:]
+    if args:
         total = 0
-        for path in argv[2:]:
+        chains = Chains(keys) if keys else None
+        for path in args:
             lines = read_lines(path)
             total += sum(1 for line in lines if line.strip())
-            check_lines(schemas, path, lines, failures)
+            check_lines(schemas, path, lines, failures, chains)
         summary = "%d records checked" % total
+        if chains:
+            summary += ", %d audit MACs recomputed" % chains.verified
     else:
         count, rejected = check_samples(root, schemas, failures)
         summary = "%d sample records checked, %d broken variants rejected" % (count, rejected)

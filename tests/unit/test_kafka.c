@@ -33,19 +33,13 @@
 #include <unistd.h>
 
 #include "../lib/check_main.h"
+#include "../lib/testkafka.c"
 
 #define MAXP 8 /* partitions per test topic */
 
 /* ------------------------------------------------------------------ the embedded broker */
 
-typedef struct broker {
-    pid_t pid;
-    int out_fd;
-    char bootstrap[256];
-    char fifo[128];
-} broker_t;
-
-static broker_t suite_broker;
+static testkafka_t suite_broker;
 
 static int64_t now_ms(void)
 {
@@ -54,143 +48,19 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void broker_path(char *out, size_t n)
-{
-    const char *bd = getenv("JP_BUILD_DIR");
-    char exe[PATH_MAX];
-    ssize_t len;
-
-    if (bd && *bd) {
-        snprintf(out, n, "%s/tests/kafka/jiraprov-embedded-kafka", bd);
-        if (access(out, X_OK) == 0)
-            return;
-    }
-    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[len > 0 ? len : 0] = '\0';
-    snprintf(out, n, "%s/../kafka/jiraprov-embedded-kafka", dirname(exe));
-}
-
-/* Start a broker with the given --topic arguments (NULL-terminated); with_fifo adds a control
- * FIFO. Returns 0 once it printed its bootstrap address, -1 after 15 s. */
-static int broker_start(broker_t *b, const char *const *topics, int with_fifo)
-{
-    char path[PATH_MAX + 64], buf[512];
-    const char *argv[40];
-    int n = 0, fds[2];
-    size_t got = 0;
-    pid_t parent = getpid();
-    int64_t deadline;
-
-    memset(b, 0, sizeof(*b));
-    b->out_fd = -1;
-    broker_path(path, sizeof(path));
-    argv[n++] = path;
-    for (int i = 0; topics && topics[i] && n < 34; i++) {
-        argv[n++] = "--topic";
-        argv[n++] = topics[i];
-    }
-    if (with_fifo) {
-        snprintf(b->fifo, sizeof(b->fifo), "/tmp/jp-test-kafka-%d-%lld.fifo", (int)getpid(),
-                 (long long)now_ms());
-        argv[n++] = "--control-fifo";
-        argv[n++] = b->fifo;
-    }
-    argv[n] = NULL;
-    if (pipe(fds) != 0)
-        return -1;
-    b->pid = fork();
-    if (b->pid < 0)
-        return -1;
-    if (b->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(fds[1], 1);
-        if (!getenv("JP_TEST_VERBOSE")) {
-            int devnull = open("/dev/null", O_WRONLY);
-            if (devnull >= 0)
-                dup2(devnull, 2);
-        }
-        close(fds[0]);
-        close(fds[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    b->out_fd = fds[0];
-    deadline = now_ms() + 15000;
-    while (now_ms() < deadline && got < sizeof(buf) - 1) {
-        struct pollfd pfd = {.fd = b->out_fd, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(b->out_fd, buf + got, sizeof(buf) - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        buf[got] = '\0';
-        char *line = strstr(buf, "bootstrap.servers=");
-        char *nl = line ? strchr(line, '\n') : NULL;
-        if (nl) {
-            *nl = '\0';
-            snprintf(b->bootstrap, sizeof(b->bootstrap), "%s", line + strlen("bootstrap.servers="));
-            return 0;
-        }
-    }
-    fprintf(stderr, "embedded kafka (%s) did not start\n", path);
-    return -1;
-}
-
-static void broker_stop(broker_t *b)
-{
-    if (b->pid > 0) {
-        int64_t deadline = now_ms() + 5000;
-        kill(b->pid, SIGTERM);
-        while (waitpid(b->pid, NULL, WNOHANG) == 0) {
-            if (now_ms() > deadline) {
-                kill(b->pid, SIGKILL);
-                waitpid(b->pid, NULL, 0);
-                break;
-            }
-            struct timespec step = {.tv_nsec = 10 * 1000 * 1000};
-            nanosleep(&step, NULL);
-        }
-        b->pid = 0;
-    }
-    if (b->out_fd >= 0)
-        close(b->out_fd);
-    b->out_fd = -1;
-    if (b->fifo[0])
-        unlink(b->fifo);
-}
-
-static int broker_command(broker_t *b, const char *cmd)
-{
-    int64_t deadline = now_ms() + 5000;
-    int fd = -1;
-    while ((fd = open(b->fifo, O_WRONLY | O_NONBLOCK)) < 0 && now_ms() < deadline) {
-        struct timespec step = {.tv_nsec = 20 * 1000 * 1000};
-        nanosleep(&step, NULL); /* the broker opens its FIFO for reading at start-up */
-    }
-    if (fd < 0)
-        return -1;
-    ssize_t w = write(fd, cmd, strlen(cmd));
-    close(fd);
-    return w == (ssize_t)strlen(cmd) ? 0 : -1;
-}
-
 static void suite_setup(void)
 {
     static const char *const topics[] = {"t.rt:4", "t.cm:4", "t.pr:4", "t.rb:4", NULL};
     jp_log_set_level(getenv("JP_TEST_VERBOSE") ? JP_LOG_DEBUG : JP_LOG_ERROR);
-    if (broker_start(&suite_broker, topics, 0) != 0) {
-        broker_stop(&suite_broker);
+    if (testkafka_start(&suite_broker, topics, 0) != 0) {
+        testkafka_stop(&suite_broker);
         ck_abort_msg("cannot start the embedded broker: build target jiraprov-embedded-kafka");
     }
 }
 
 static void suite_teardown(void)
 {
-    broker_stop(&suite_broker);
+    testkafka_stop(&suite_broker);
 }
 
 /* ------------------------------------------------------------------ loop helpers */
@@ -939,12 +809,12 @@ START_TEST(delivery_error_when_broker_down)
 {
     uv_loop_t loop;
     char err[512] = "";
-    broker_t bk;
+    testkafka_t bk;
     static const char *const topics[] = {"t.down:1", NULL};
     prod_t p = {.n = 1};
     int delivered[4] = {0};
 
-    ck_assert_int_eq(broker_start(&bk, topics, 1), 0);
+    ck_assert_int_eq(testkafka_start(&bk, topics, 1), 0);
     uv_loop_init(&loop);
     jp_config_t *cfg =
         make_config(bk.bootstrap, "t.down", "g-down", "  message.timeout.ms: 1500\n");
@@ -956,7 +826,7 @@ START_TEST(delivery_error_when_broker_down)
     ck_assert(run_until(&loop, prod_all_ok, &p, 10000));
     ck_assert_int_eq(p.ok, 1);
 
-    ck_assert_int_eq(broker_command(&bk, "broker-down 1\n"), 0);
+    ck_assert_int_eq(testkafka_command(&bk, "broker-down 1\n"), 0);
     p.n = 2;
     produce_range(out, "t.down", &p, 1, 2);
     ck_assert(run_until(&loop, prod_all_ok, &p, 10000));
@@ -979,7 +849,7 @@ START_TEST(delivery_error_when_broker_down)
 
     jp_config_destroy(cfg);
     loop_finish(&loop);
-    broker_stop(&bk);
+    testkafka_stop(&bk);
 }
 END_TEST
 

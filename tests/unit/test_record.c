@@ -3,8 +3,11 @@
  * validates against the schemas), base64 for bytes that are not text,
  * omitted optional fields, deterministic ids and times, redaction.
  *
+ * The audit samples are sealed (data.chain) as the worker publishes them.
+ *
  * JP_UPDATE_RECORD_SAMPLES=1 rewrites the sample files from the encoder
  * instead of comparing (review the diff before committing it). */
+#include "jiraprov/audit.h"
 #include "jiraprov/log.h"
 #include "jiraprov/record.h"
 
@@ -167,6 +170,20 @@ static void deadletters_set(lines_t *out)
     free(raw);
 }
 
+/* Audit samples are published records: sealed into one stream with the sample key, which
+ * check_records.py also knows, so that it recomputes every MAC independently (Python). */
+#define SAMPLE_KEY           "jiraprov-sample-audit-key-not-a-secret"
+#define SAMPLE_STREAM        "worker-a-17:1795337999700:5eed5eed5eed5eed"
+#define SAMPLE_STREAM_BEFORE "worker-a-17:1795330000000:0123456789abcdef"
+
+static json_t *seal(jp_audit_chain_t *c, json_t *rec)
+{
+    char err[256];
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_msg(jp_audit_chain_seal(c, rec, err, sizeof err) == JP_OK, "%s", err);
+    return rec;
+}
+
 static void audit_set(lines_t *out)
 {
     jp_event_t *create = sample_event("account.create");
@@ -175,6 +192,17 @@ static void audit_set(lines_t *out)
     char *rj = role_grant_json();
     jp_event_t *role = decode_str(rj);
     free(rj);
+
+    char err[256];
+    jp_audit_chain_t *c =
+        jp_audit_chain_new(SAMPLE_KEY, strlen(SAMPLE_KEY), SAMPLE_STREAM, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    json_t *prev =
+        json_pack("{s:{s:s, s:i, s:s}}", "previous", "stream", SAMPLE_STREAM_BEFORE, "seq", 41,
+                  "mac", "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592");
+    add_line(out, dump(seal(c, jp_record_audit_stream(SAMPLE_STREAM, "started", prev, INSTANCE,
+                                                      NOW - 400))));
+    json_decref(prev);
 
     jp_outcome_t *o = jp_outcome_new(JP_OUTCOME_SUCCEEDED);
     jp_outcome_set_jira(o, "scimId", "scim-7f3a");
@@ -185,7 +213,7 @@ static void audit_set(lines_t *out)
                         NOW - 300, 15100);
     jp_outcome_add_call(o, "POST", "scim", "/scim/directory/dir-1/Users", "scim.users", 1, 201,
                         NOW - 250, 48250);
-    add_line(out, dump(jp_record_audit_call(create, o, &o->calls[1], INSTANCE, NOW)));
+    add_line(out, dump(seal(c, jp_record_audit_call(create, o, &o->calls[1], INSTANCE, NOW))));
     jp_outcome_destroy(o);
 
     o = jp_outcome_new(JP_OUTCOME_SUCCEEDED);
@@ -193,7 +221,7 @@ static void audit_set(lines_t *out)
     jp_outcome_add_call(o, "POST", "admin",
                         "/users/5b10ac8d82e05b22cc7d4ef6/manage/lifecycle/disable",
                         "admin.lifecycle", 1, 204, NOW - 90, 30000);
-    add_line(out, dump(jp_record_audit_call(disable, o, &o->calls[0], INSTANCE, NOW)));
+    add_line(out, dump(seal(c, jp_record_audit_call(disable, o, &o->calls[0], INSTANCE, NOW))));
     jp_outcome_destroy(o);
 
     o = jp_outcome_new(JP_OUTCOME_SUCCEEDED);
@@ -204,7 +232,7 @@ static void audit_set(lines_t *out)
                         "rest.issue.transitions", 0, 200, NOW - 80, 9000);
     jp_outcome_add_call(o, "POST", "rest", "/rest/api/3/issue/DEMO-1/transitions",
                         "rest.issue.transitions", 1, 204, NOW - 60, 21000);
-    add_line(out, dump(jp_record_audit_call(trans, o, &o->calls[1], INSTANCE, NOW)));
+    add_line(out, dump(seal(c, jp_record_audit_call(trans, o, &o->calls[1], INSTANCE, NOW))));
     jp_outcome_destroy(o);
 
     /* No response: the call's outcome is unknown. */
@@ -212,27 +240,36 @@ static void audit_set(lines_t *out)
     jp_outcome_set_error(o, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, "timeout", "no response in 30 s");
     jp_outcome_add_call(o, "POST", "rest", "/rest/api/3/project/DEMO/role/10002",
                         "rest.project.role", 1, 0, NOW - 30000, 30000000);
-    add_line(out, dump(jp_record_audit_call(role, o, &o->calls[0], INSTANCE, NOW)));
+    add_line(out, dump(seal(c, jp_record_audit_call(role, o, &o->calls[0], INSTANCE, NOW))));
     jp_outcome_destroy(o);
 
     o = jp_outcome_new(JP_OUTCOME_SKIPPED);
     o->detail = strdup("already in that role");
     jp_outcome_set_jira(o, "roleId", "10002");
-    add_line(out, dump(jp_record_audit_decision(role, o, "skipped", INSTANCE, NOW + 5)));
+    add_line(out, dump(seal(c, jp_record_audit_decision(role, o, "skipped", INSTANCE, NOW + 5))));
     jp_outcome_destroy(o);
 
     o = jp_outcome_new(JP_OUTCOME_FAILED);
     jp_outcome_set_error(o, JP_OUTCOME_FAILED, JP_CLASS_PERMANENT, "not_found",
                          "status \"In Progress\" is not reachable from \"Done\"");
-    add_line(out, dump(jp_record_audit_decision(trans, o, "deadlettered", INSTANCE, NOW + 6)));
+    add_line(out,
+             dump(seal(c, jp_record_audit_decision(trans, o, "deadlettered", INSTANCE, NOW + 6))));
     jp_outcome_destroy(o);
 
     o = jp_outcome_new(JP_OUTCOME_QUARANTINE);
     jp_outcome_set_error(o, JP_OUTCOME_QUARANTINE, JP_CLASS_QUARANTINE, "http_401",
                          "Jira answered 401 Unauthorized");
-    add_line(out, dump(jp_record_audit_decision(disable, o, "quarantined", INSTANCE, NOW + 7)));
+    add_line(out,
+             dump(seal(c, jp_record_audit_decision(disable, o, "quarantined", INSTANCE, NOW + 7))));
     jp_outcome_destroy(o);
 
+    add_line(out, dump(seal(c, jp_record_audit_site("demo", "scim", 1, "credentials refused",
+                                                    NOW - 60000, INSTANCE, NOW + 8))));
+    add_line(out, dump(seal(c, jp_record_audit_site("demo", "scim", 0, "probe succeeded",
+                                                    NOW - 60000, INSTANCE, NOW + 9))));
+    add_line(out, dump(seal(c, jp_record_audit_stream(SAMPLE_STREAM, "stopped", NULL, INSTANCE,
+                                                      NOW + 9))));
+    jp_audit_chain_destroy(c);
     jp_event_destroy(create);
     jp_event_destroy(disable);
     jp_event_destroy(trans);
