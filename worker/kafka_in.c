@@ -33,11 +33,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JP_KAFKA_IN_BATCH         500   /* messages per wake-up before yielding to the loop */
-#define JP_KAFKA_IN_TIMER_MS      1000  /* safety-net poll interval */
-#define JP_KAFKA_IN_CLOSE_WAIT_MS 10000 /* bound on waiting for a first assignment at close */
-#define JP_KAFKA_IN_COMPONENT     "kafka_in"
-#define JP_KAFKA_IN_REASON_MAX    512
+#define JP_KAFKA_IN_BATCH          500   /* messages per wake-up before yielding to the loop */
+#define JP_KAFKA_IN_TIMER_MS       1000  /* safety-net poll interval */
+#define JP_KAFKA_IN_CLOSE_WAIT_MS  10000 /* bound on waiting for a first assignment at close */
+#define JP_KAFKA_IN_CLOSE_BOUND_MS 15000 /* bound on leaving the group once close started */
+#define JP_KAFKA_IN_COMPONENT      "kafka_in"
+#define JP_KAFKA_IN_REASON_MAX     512
 /* librdkafka statistics (consumer lag, broker states) for metrics, unless
  * the kafka: map sets statistics.interval.ms itself. */
 #define JP_KAFKA_IN_STATS_MS "5000"
@@ -76,7 +77,7 @@ struct jp_kafka_in {
     int handles_open;
     int assigned_once;          /* a rebalance assigned this member (even nothing) */
     int close_deferred;         /* close waits for the first assignment */
-    uint64_t close_deadline_ms; /* ... until this loop time at most */
+    uint64_t close_deadline_ms; /* ... until this loop time at most; then the bound on closing */
     jp_kafka_in_cbs_t cbs;
     char *topic;
 
@@ -740,6 +741,14 @@ static void on_timer(uv_timer_t *h)
     jp_kafka_in_t *in = h->data;
     if (in->close_deferred && uv_now(h->loop) >= in->close_deadline_ms)
         start_close(in);
+    else if (in->closing && !in->closed && !in->close_failed &&
+             uv_now(h->loop) >= in->close_deadline_ms) {
+        /* The group never answered: stop waiting; the uncommitted events are redelivered to
+         * the next owner, which answers them from their recorded outcomes. */
+        jp_warn(JP_KAFKA_IN_COMPONENT, "%s: leaving the group took over %d s; closing without it",
+                rd_kafka_name(in->rk), JP_KAFKA_IN_CLOSE_BOUND_MS / 1000);
+        in->close_failed = 1;
+    }
     drain(in);
 }
 
@@ -1082,6 +1091,7 @@ static void start_close(jp_kafka_in_t *in)
 
     in->close_deferred = 0;
     in->closing = 1;
+    in->close_deadline_ms = uv_now(in->timer.loop) + JP_KAFKA_IN_CLOSE_BOUND_MS;
     parked_drop(in, 1);
     if (!(in->closeq = rd_kafka_queue_new(in->rk))) {
         in->close_failed = 1;

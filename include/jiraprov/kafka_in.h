@@ -119,7 +119,10 @@ void jp_kafka_in_revoke_done(jp_kafka_in_t *in);
  * revoke through on_revoke → the callee must call revoke_done promptly), then
  * on_closed(opaque) from the loop. Never waits on the network. on_message is
  * not called after close starts (messages held while paused are dropped:
- * their offsets were not stored). Later calls are ignored. */
+ * their offsets were not stored). Later calls are ignored. Bounded: a member
+ * never assigned first waits for its first assignment (at most 10 s: a
+ * librdkafka 2.0 assignor bug), and leaving the group is given up after 15 s
+ * (on_closed still comes; what was not committed is redelivered). */
 void jp_kafka_in_close(jp_kafka_in_t *in, void (*on_closed)(void *opaque), void *opaque);
 
 /* NULL ok; normally after on_closed (it may be called from on_closed or any

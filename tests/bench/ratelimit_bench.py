@@ -86,7 +86,7 @@ def run(env, tmp, base, mode, n_events, n_workers, limit):
     procs = []
     for i in range(n_workers):
         c = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % free_port(), cfg)
-        c += "worker:\n  instance_id: bench-%s-%d\n" % (mode, i)
+        c = re.sub(r'(?m)^(\s*instance_id:).*$', r'\1 "bench-%s-%d"' % (mode, i), c)
         path = os.path.join(tmp, "%s-%d.yaml" % (mode, i))
         with open(path, "w") as f:
             f.write(c)

@@ -249,9 +249,11 @@ class Workers:
         cfg = cfg.replace("    tls_verify: true\n", "    tls_verify: true\n    timeout_ms: 3000\n")
         cfg += ("retry:\n  max_attempts: 100\n  base_delay_ms: 100\n  max_delay_ms: 2000\n"
                 "rate_limits:\n  get_per_s: 2000\n  post_per_s: 2000\n  put_per_s: 2000\n"
-                "  delete_per_s: 2000\n"
-                "worker:\n  drain_timeout_ms: 5000\n")
+                "  delete_per_s: 2000\n")
+        # up.sh's file has a worker: block already (the instance id): add to it.
+        cfg = re.sub(r'(?m)^worker:\n', 'worker:\n  drain_timeout_ms: 5000\n', cfg)
         self.base = cfg
+        self.run = run
         self.stack = stack
         self.procs = {}
         self.next = 0
@@ -262,6 +264,7 @@ class Workers:
             self.next += 1
             name = "w%d" % self.next
             cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % free_port(), self.base)
+            cfg = re.sub(r'(?m)^(\s*instance_id:).*$', r'\1 "%s-%s"' % (self.run, name), cfg)
             path = os.path.join(self.stack.tmp, name + ".yaml")
             with open(path, "w") as f:
                 f.write(cfg)

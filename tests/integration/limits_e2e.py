@@ -57,6 +57,7 @@ class Worker:
         self.port = w_free_port()
         cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % self.port, cfg)
         cfg = re.sub(r'(?m)^(\s*bootstrap\.servers:.*)$', r'\1\n  session.timeout.ms: 6000', cfg)
+        cfg = re.sub(r'(?m)^(\s*instance_id:).*$', r'\1 "%s"' % name, cfg)
         cfg += extra
         self.topic = name + ".events"
         self.path = os.path.join(tmp, name + ".yaml")
@@ -157,9 +158,11 @@ def quarantine(env, tmp, base):
         w.check("the quarantine is published on the results topic",
                 len(states) == 1 and states[0]["data"]["site"] == "demo" and
                 states[0]["data"]["api"] == "scim", states)
-        w.check("and on the audit topic",
-                w.wait_for("audit site.state", lambda: site_states(env, env["TOPIC_AUDIT"]),
-                           timeout=20))
+        w.check("and in the audit trail (site.quarantined)",
+                w.wait_for("audit site.quarantined",
+                           lambda: [r for _, r in w.consume(env, env["TOPIC_AUDIT"])
+                                    if r and r.get("data", {}).get("operation") ==
+                                    "site.quarantined"], timeout=20))
         ready = w.wait_for("/readyz says every site is quarantined",
                            lambda: (r := http_get(worker.url("/readyz")))[0] == 503 and
                            "quarantined" in r[1], timeout=20)
