@@ -540,8 +540,8 @@ def http_get(url):
 def live_worker(worker, compose_text, catalogue, healthcheck):
     """A worker on the compose config, with nothing to connect to: its HTTP surface."""
     with tempfile.TemporaryDirectory() as d:
-        for n in ("jira_api_token", "scim_api_key", "org_api_key"):
-            open(os.path.join(d, n), "w").write("dummy\n")
+        for n in ("jira_api_token", "scim_api_key", "org_api_key", "audit_hmac_key"):
+            open(os.path.join(d, n), "w").write("dummy-secret-of-16-bytes\n")
         text = (compose_text.replace("/run/secrets", d)
                 .replace("kafka:9092", "127.0.0.1:1").replace("redis://redis:", "redis://127.0.0.1:")
                 .replace("0.0.0.0:9464", "127.0.0.1:0"))

@@ -231,8 +231,10 @@ def main():
             except urllib.error.HTTPError as e:  # /readyz may say 503
                 outputs[path] = e.read()
         check("/metrics counts dead letters and retries",
-              re.search(rb"jiraprov_events_deadlettered_total [1-9]", outputs["/metrics"])
-              and re.search(rb"jiraprov_retries_total [1-9]", outputs["/metrics"]),
+              re.search(rb"(?m)^jiraprov_events_deadlettered_total(\{[^}]*\})? [1-9]",
+                        outputs["/metrics"])
+              and re.search(rb"(?m)^jiraprov_retries_total(\{[^}]*\})? [1-9]",
+                            outputs["/metrics"]),
               outputs["/metrics"][:200])
         cli_env = dict(os.environ, AUDIT_KEY_FILE="")
         for name, argv in (

@@ -103,6 +103,8 @@ sites:
     org_api_key_file: "{secrets}/org_api_key"
 {mapping}worker:
   drain_timeout_ms: 10000
+audit:
+  hmac_key_file: "{secrets}/audit_hmac_key"
 http:
   listen: "127.0.0.1:0"
 log:
