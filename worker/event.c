@@ -491,6 +491,16 @@ typedef struct dctx {
     size_t errstr_size;
 } dctx_t;
 
+/* Characters a reader cannot see or that reorder what follows: Unicode
+ * spaces other than U+0020, zero-width characters and bidirectional
+ * controls. A reason shows them escaped, so that "got \"a b\"" cannot hide a
+ * U+00A0 and a U+202E cannot turn the rest of a log line around. */
+static bool is_invisible(uint32_t cp)
+{
+    return (cp != ' ' && is_space(cp)) || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
 /* Escapes s[0..len) JSON-style into out, keeping at most QUOTE_KEEP source
  * bytes (cut on a character boundary) and marking a cut with "...". */
 static void escape_into(char *out, size_t size, const char *s, size_t len)
@@ -516,7 +526,7 @@ static void escape_into(char *out, size_t size, const char *s, size_t len)
             out[o++] = '\\';
             out[o++] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
             i++;
-        } else if (is_control(cp)) {
+        } else if (is_control(cp) || is_invisible(cp)) {
             o += (size_t)snprintf(out + o, size - o, "\\u%04x", (unsigned)cp);
             i += n;
         } else {
@@ -542,7 +552,7 @@ static void clean_into(char *out, size_t size, const char *s)
         if (n == 0) {
             o += (size_t)snprintf(out + o, size - o, "\\x%02x", u[i]);
             i++;
-        } else if (is_control(cp)) {
+        } else if (is_control(cp) || is_invisible(cp)) {
             o += (size_t)snprintf(out + o, size - o, "\\u%04x", (unsigned)cp);
             i += n;
         } else {
