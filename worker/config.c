@@ -1233,6 +1233,16 @@ static jp_err_t load_secret(ld_t *ld, const node_t *v, const char *path, const c
     free(lit);
     if (rc)
         return rc;
+    /* Credentials travel in HTTP headers and protocol fields: a CR or LF
+     * (say, a second line in a secret file) would fail every request later,
+     * or worse, so it is refused here, without showing the value. */
+    for (const char *c = value; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            free_secret(value);
+            return fail(ld, JP_ERR_INVALID, v, path,
+                        "the secret contains a control character (CR, LF, TAB, ...)%s",
+                        from_file ? "; the file may hold one trailing newline, no more" : "");
+        }
     if (jp_log_add_secret(value)) {
         free_secret(value);
         return nomem(ld);

@@ -854,6 +854,38 @@ START_TEST(fifo_refused_without_blocking)
 }
 END_TEST
 
+/* A secret with a control character would break the HTTP header (or the
+ * protocol field) it goes into: refused at load, value never shown. One
+ * trailing newline of a secret file is not part of the secret. */
+START_TEST(secret_with_control_character_refused)
+{
+    char yaml[1024];
+    write_file("two-lines", "tok-1234\nX-Injected: 1\n", 0600);
+    write_file("crlf", "tok-1234\r\n", 0600);
+    snprintf(yaml, sizeof(yaml),
+             KAFKA REDIS SITE_HEAD "    email: bot@acme.example\n    api_token_file: %s/two-lines\n"
+                                   "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+                                   "    scim_api_key_file: %s/crlf\n",
+             tmpdir, tmpdir);
+    expect_error(yaml, "t.yaml:9:21: sites[0].api_token_file: the secret contains a control "
+                       "character (CR, LF, TAB, ...); the file may hold one trailing newline, no "
+                       "more");
+    snprintf(yaml, sizeof(yaml),
+             KAFKA REDIS SITE_HEAD
+             "    email: bot@acme.example\n    api_token: ${JP_TEST_API_TOKEN}\n"
+             "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+             "    scim_api_key_file: %s/crlf\n",
+             tmpdir);
+    jp_config_t *cfg = load_ok(yaml);
+    ck_assert_str_eq(cfg->sites[0].scim_api_key, "tok-1234");
+    jp_config_destroy(cfg);
+    setenv("JP_TEST_TAB_SECRET", "sasl\tpw-1234", 1);
+    expect_error("kafka:\n  bootstrap.servers: k:9092\n  sasl.password: ${JP_TEST_TAB_SECRET}\n",
+                 "t.yaml:3:18: kafka.sasl.password: the secret contains a control character (CR, "
+                 "LF, TAB, ...)");
+}
+END_TEST
+
 /* Error messages are one line whatever the file holds: a TAB in a key, a
  * stray byte from the environment, librdkafka's trailing newline. */
 START_TEST(errors_are_one_line)
@@ -1047,6 +1079,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, world_readable_every_secret_kind);
     tcase_add_test(tc, fifo_refused_without_blocking);
     tcase_add_test(tc, errors_are_one_line);
+    tcase_add_test(tc, secret_with_control_character_refused);
     tcase_add_test(tc, kafka_tls_verification_default_on);
     tcase_add_test(tc, insecure_settings_logged);
     suite_add_tcase(s, tc);
