@@ -99,10 +99,54 @@ typedef struct ld {
     const node_t *url_node;
 } ld_t;
 
+/* Length of the well-formed UTF-8 sequence at s (1..4), 0 if there is none
+ * (a stray or cut byte: an environment value may hold anything, and key
+ * paths are cut to CFG_PATH_MAX bytes). */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80                    ? 1
+               : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                              : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F))) ||
+        (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))))
+        return 0;
+    return n;
+}
+
+/* Copies s into buf as message text: control characters and bytes that are
+ * not UTF-8 become \xNN (a key may hold a TAB; errors are one line). */
+static const char *clean(const char *s, char *buf, size_t size)
+{
+    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; u[i] && o + 5 < size;) {
+        size_t n = utf8_len(u + i);
+        if (n == 0 || u[i] < 0x20 || u[i] == 0x7f) {
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", u[i]);
+            i++;
+        } else {
+            if (o + n + 1 > size)
+                break;
+            memcpy(buf + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Every message is cleaned as a whole: key names (quoted or not) and file
+ * names are the file's text and may hold a TAB or a stray byte. */
 __attribute__((format(printf, 5, 6))) static jp_err_t fail(ld_t *ld, jp_err_t err, const node_t *at,
                                                            const char *path, const char *fmt, ...)
 {
-    char msg[CFG_MSG_MAX];
+    char msg[CFG_MSG_MAX], full[2 * CFG_MSG_MAX], text[8 * CFG_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -111,8 +155,9 @@ __attribute__((format(printf, 5, 6))) static jp_err_t fail(ld_t *ld, jp_err_t er
     if (at)
         snprintf(pos, sizeof(pos), ":%d:%d", at->line, at->col);
     bool has_path = path && *path;
-    return jp_err_set(ld->errstr, ld->errsize, err, "%s%s: %s%s%s", ld->name, pos,
-                      has_path ? path : "", has_path ? ": " : "", msg);
+    snprintf(full, sizeof(full), "%s%s: %s%s%s", ld->name, pos, has_path ? path : "",
+             has_path ? ": " : "", msg);
+    return jp_err_set(ld->errstr, ld->errsize, err, "%s", clean(full, text, sizeof(text)));
 }
 
 static jp_err_t nomem(ld_t *ld)
@@ -120,22 +165,32 @@ static jp_err_t nomem(ld_t *ld)
     return jp_err_set(ld->errstr, ld->errsize, JP_ERR_NOMEM, "%s: out of memory", ld->name);
 }
 
-/* `"text"` for messages: escaped, cut after CFG_GOT_MAX characters. */
+/* `"text"` for messages: escaped (control characters and bytes that are not
+ * UTF-8 as \xNN), cut after about CFG_GOT_MAX bytes, never inside a
+ * character. */
 static const char *quote(const char *s, char *buf, size_t size)
 {
     size_t o = 0;
     buf[o++] = '"';
     size_t i;
-    for (i = 0; s[i] && i < CFG_GOT_MAX && o + 6 < size; i++) {
+    for (i = 0; s[i] && i < CFG_GOT_MAX && o + 6 < size;) {
         unsigned char c = (unsigned char)s[i];
+        size_t n = utf8_len((const unsigned char *)s + i);
         if (c == '"' || c == '\\') {
             buf[o++] = '\\';
             buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (n == 0 || c < 0x20 || c == 0x7f) {
             o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+            n = 1;
         } else {
-            buf[o++] = (char)c;
+            if (o + n + 2 > size)
+                break;
+            memcpy(buf + o, s + i, n);
+            o += n;
+            i += n;
+            continue;
         }
+        i++;
     }
     if (s[i] && o + 4 < size) {
         memcpy(buf + o, "...", 3);
@@ -1090,7 +1145,9 @@ static jp_err_t load_value(ld_t *ld, const field_t *f, const node_t *v, const ch
 static jp_err_t read_secret_file(ld_t *ld, const char *file, const node_t *at, const char *path,
                                  char **out)
 {
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking, so that a FIFO named here is refused below instead of
+     * hanging start-up; regular files ignore the flag. */
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         int e = errno;
@@ -1177,6 +1234,16 @@ static jp_err_t load_secret(ld_t *ld, const node_t *v, const char *path, const c
     free(lit);
     if (rc)
         return rc;
+    /* Credentials travel in HTTP headers and protocol fields: a CR or LF
+     * (say, a second line in a secret file) would fail every request later,
+     * or worse, so it is refused here, without showing the value. */
+    for (const char *c = value; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            free_secret(value);
+            return fail(ld, JP_ERR_INVALID, v, path,
+                        "the secret contains a control character (CR, LF, TAB, ...)%s",
+                        from_file ? "; the file may hold one trailing newline, no more" : "");
+        }
     if (jp_log_add_secret(value)) {
         free_secret(value);
         return nomem(ld);
@@ -1636,7 +1703,8 @@ jp_err_t jp_config_load(const char *path, jp_config_t **out, char *errstr, size_
     if (!path || !out)
         return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
                           "jp_config_load: path and out are required");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: see read_secret_file(). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         int e = errno;
@@ -1714,6 +1782,39 @@ void jp_config_destroy(jp_config_t *cfg)
     free(cfg);
 }
 
+/* The kafka property named `key`, or NULL. */
+static const jp_config_kv_t *kafka_kv(const jp_config_t *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        if (!strcmp(cfg->kafka[i].key, key))
+            return &cfg->kafka[i];
+    return NULL;
+}
+
+/* What librdkafka made of property `key` in conf (its canonical spelling:
+ * "sasl_ssl", "false", "none"), or "" if it cannot say. */
+static void kafka_get(const rd_kafka_conf_t *conf, const char *key, char *buf, size_t size)
+{
+    size_t n = size;
+    if (rd_kafka_conf_get(conf, key, buf, &n) != RD_KAFKA_CONF_OK)
+        buf[0] = '\0';
+}
+
+static bool kafka_uses_tls(const rd_kafka_conf_t *conf)
+{
+    char proto[32];
+    kafka_get(conf, "security.protocol", proto, sizeof(proto));
+    return !strcmp(proto, "ssl") || !strcmp(proto, "sasl_ssl");
+}
+
+/* Broker certificate and host name checks, with their secure values. */
+static const struct {
+    const char *key, *secure, *what;
+} kafka_tls_checks[] = {
+    {"enable.ssl.certificate.verification", "true", "broker certificate verification"},
+    {"ssl.endpoint.identification.algorithm", "https", "broker host name verification"},
+};
+
 jp_err_t jp_config_kafka_conf(const jp_config_t *cfg, rd_kafka_conf_t *conf, char *errstr,
                               size_t errstr_size)
 {
@@ -1722,23 +1823,101 @@ jp_err_t jp_config_kafka_conf(const jp_config_t *cfg, rd_kafka_conf_t *conf, cha
                           "jp_config_kafka_conf: cfg and conf are required");
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         const jp_config_kv_t *kv = &cfg->kafka[i];
-        char why[512], clean[512];
+        char why[512], redacted[512], text[2048], key[1024];
         rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, kv->key, kv->value, why, sizeof(why));
         if (r == RD_KAFKA_CONF_OK)
             continue;
+        clean(kv->key, key, sizeof(key));
         if (r == RD_KAFKA_CONF_UNKNOWN)
             return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
                               "%s:%d:%d: kafka.%s: unknown librdkafka property", cfg->source,
-                              kv->line, kv->column, kv->key);
+                              kv->line, kv->column, key);
         if (kv->secret)
-            snprintf(clean, sizeof(clean), "invalid value");
+            snprintf(redacted, sizeof(redacted), "invalid value");
         else
-            jp_log_redact(why, clean, sizeof(clean));
+            jp_log_redact(why, redacted, sizeof(redacted));
+        /* librdkafka ends some texts with a newline and echoes the value. */
+        size_t n = strlen(redacted);
+        while (n > 0 && isspace((unsigned char)redacted[n - 1]))
+            redacted[--n] = '\0';
         return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
                           "%s:%d:%d: kafka.%s: rejected by librdkafka: %s", cfg->source, kv->line,
-                          kv->column, kv->key, clean);
+                          kv->column, key, clean(redacted, text, sizeof(text)));
     }
+    /* With TLS, the broker's certificate and name are checked unless the
+     * file says otherwise, whatever the library's own defaults are (they
+     * changed between librdkafka releases). */
+    if (kafka_uses_tls(conf))
+        for (size_t i = 0; i < sizeof(kafka_tls_checks) / sizeof(kafka_tls_checks[0]); i++) {
+            char why[512];
+            if (kafka_kv(cfg, kafka_tls_checks[i].key))
+                continue;
+            if (rd_kafka_conf_set(conf, kafka_tls_checks[i].key, kafka_tls_checks[i].secure, why,
+                                  sizeof(why)) != RD_KAFKA_CONF_OK)
+                return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
+                                  "%s: kafka: cannot enable %s: %s", cfg->source,
+                                  kafka_tls_checks[i].what, why);
+        }
     return JP_OK;
+}
+
+/* Loopback hosts, where plain http:// carries nothing over a network. */
+static bool loopback_url(const char *url)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    static const char *const local[] = {"localhost", "127.", "[::1]"};
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+        size_t n = strlen(local[i]);
+        if (!strncmp(host, local[i], n) &&
+            (local[i][n - 1] == '.' || host[n] == '\0' || host[n] == ':' || host[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
+size_t jp_config_log_insecure(const jp_config_t *cfg)
+{
+    size_t n = 0;
+    if (!cfg)
+        return 0;
+    for (size_t i = 0; i < cfg->site_count; i++) {
+        const jp_site_t *s = &cfg->sites[i];
+        if (!s->tls_verify) {
+            jp_warn("config",
+                    "site %s: TLS certificate verification is OFF (sites[%zu].tls_verify: false "
+                    "in %s): Jira's identity is not checked; use it only against a test server",
+                    s->name, i, cfg->source);
+            n++;
+        }
+        const char *urls[] = {s->jira_url, s->scim_url, s->admin_url};
+        const char *names[] = {"jira_url", "scim_url", "admin_url"};
+        for (size_t k = 0; k < 3; k++)
+            if (urls[k] && !strncmp(urls[k], "http://", 7) && !loopback_url(urls[k])) {
+                jp_warn("config",
+                        "site %s: %s is plain http:// (%s): credentials and data travel "
+                        "unencrypted",
+                        s->name, names[k], cfg->source);
+                n++;
+            }
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char why[512];
+    if (conf && jp_config_kafka_conf(cfg, conf, why, sizeof(why)) == JP_OK && kafka_uses_tls(conf))
+        for (size_t i = 0; i < sizeof(kafka_tls_checks) / sizeof(kafka_tls_checks[0]); i++) {
+            char v[64];
+            kafka_get(conf, kafka_tls_checks[i].key, v, sizeof(v));
+            if (!strcmp(v, kafka_tls_checks[i].secure))
+                continue;
+            const jp_config_kv_t *kv = kafka_kv(cfg, kafka_tls_checks[i].key);
+            jp_warn("config", "kafka: %s is OFF (kafka.%s: %s at %s:%d:%d)",
+                    kafka_tls_checks[i].what, kafka_tls_checks[i].key, v, cfg->source,
+                    kv ? kv->line : 0, kv ? kv->column : 0);
+            n++;
+        }
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return n;
 }
 
 const jp_site_t *jp_config_site(const jp_config_t *cfg, const char *name)

@@ -491,6 +491,16 @@ typedef struct dctx {
     size_t errstr_size;
 } dctx_t;
 
+/* Characters a reader cannot see or that reorder what follows: Unicode
+ * spaces other than U+0020, zero-width characters and bidirectional
+ * controls. A reason shows them escaped, so that "got \"a b\"" cannot hide a
+ * U+00A0 and a U+202E cannot turn the rest of a log line around. */
+static bool is_invisible(uint32_t cp)
+{
+    return (cp != ' ' && is_space(cp)) || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff;
+}
+
 /* Escapes s[0..len) JSON-style into out, keeping at most QUOTE_KEEP source
  * bytes (cut on a character boundary) and marking a cut with "...". */
 static void escape_into(char *out, size_t size, const char *s, size_t len)
@@ -516,7 +526,33 @@ static void escape_into(char *out, size_t size, const char *s, size_t len)
             out[o++] = '\\';
             out[o++] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
             i++;
-        } else if (is_control(cp)) {
+        } else if (is_control(cp) || is_invisible(cp)) {
+            o += (size_t)snprintf(out + o, size - o, "\\u%04x", (unsigned)cp);
+            i += n;
+        } else {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* Copies s into out as one line of UTF-8 for a reason text: bytes that are
+ * not UTF-8 become \xNN and control characters \uNNNN; everything else,
+ * quotes included, is kept. Stops (on a character boundary) when out is
+ * full. */
+static void clean_into(char *out, size_t size, const char *s)
+{
+    size_t o = 0, len = strlen(s);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len && o + 8 < size;) {
+        uint32_t cp;
+        size_t n = utf8_decode(u + i, len - i, &cp);
+        if (n == 0) {
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", u[i]);
+            i++;
+        } else if (is_control(cp) || is_invisible(cp)) {
             o += (size_t)snprintf(out + o, size - o, "\\u%04x", (unsigned)cp);
             i += n;
         } else {
@@ -1340,10 +1376,14 @@ jp_err_t jp_event_decode(const void *buf, size_t len, const jp_event_limits_t *l
     /* Duplicate keys would make "the" value of a field ambiguous. */
     json_t *root = json_loadb(buf ? buf : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        /* jansson's own text for this case names one of its flags. */
-        const char *why = json_error_code(&jerr) == json_error_null_character
-                              ? "strings must not contain \\u0000"
-                              : jerr.text;
+        /* jansson's own text for this case names one of its flags; its
+         * other texts may quote raw input bytes ("near '...'"), so they are
+         * cleaned to one line of UTF-8 for logs and dead-letter records. */
+        char why[4 * JSON_ERROR_TEXT_LENGTH];
+        if (json_error_code(&jerr) == json_error_null_character)
+            snprintf(why, sizeof why, "strings must not contain \\u0000");
+        else
+            clean_into(why, sizeof why, jerr.text);
         return jp_err_set(errstr, errstr_size, JP_ERR_INVALID,
                           "event: not valid JSON at line %d, column %d: %s", jerr.line, jerr.column,
                           why);

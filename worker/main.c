@@ -312,6 +312,7 @@ static int check_config(const char *path)
         jp_config_destroy(cfg);
         return 2;
     }
+    jp_config_log_insecure(cfg);
     jp_config_dump(cfg, stdout);
     jp_config_destroy(cfg);
     fprintf(stderr, "%s: configuration is valid\n", path);
@@ -326,10 +327,7 @@ static int run(app_t *app)
         return 2;
     }
     jp_log_set_level(app->verbose ? JP_LOG_DEBUG : app->cfg->log.level);
-    for (size_t i = 0; i < app->cfg->site_count; i++)
-        if (!app->cfg->sites[i].tls_verify)
-            jp_warn(COMPONENT, "site %s: TLS certificate verification is OFF (tls_verify: false)",
-                    app->cfg->sites[i].name);
+    jp_config_log_insecure(app->cfg);
 
     app->site_count = app->cfg->site_count;
     jp_metrics_process(); /* every family exists before the first scrape */

@@ -46,6 +46,52 @@ static char *redacted(const char *s)
     return out;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (1..4), or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n = s[0] < 0x80                    ? 1
+               : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                              : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F))) ||
+        (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))))
+        return 0;
+    return n;
+}
+
+/* s (NUL-terminated) with every byte that is not part of a UTF-8 character
+ * replaced by U+FFFD, in place of a text jansson would refuse. */
+static json_t *utf8_fixed(const char *s)
+{
+    size_t len = strlen(s), o = 0;
+    char *out = malloc(3 * len + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_len((const unsigned char *)s + i);
+        if (n == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        }
+    }
+    json_t *j = json_stringn(out, o);
+    free(out);
+    return j;
+}
+
+/* Free text (reasons, messages, details). Text that is not UTF-8, such as a
+ * message cut inside a character, is repaired rather than failing the
+ * record: a record that cannot be built is retried forever and holds its
+ * subject back. */
 static void put_redacted(builder_t *b, json_t *obj, const char *key, const char *s)
 {
     if (!s)
@@ -55,7 +101,8 @@ static void put_redacted(builder_t *b, json_t *obj, const char *key, const char 
         b->bad = 1;
         return;
     }
-    put(b, obj, key, json_string(r));
+    json_t *v = json_string(r);
+    put(b, obj, key, v ? v : utf8_fixed(r));
     free(r);
 }
 

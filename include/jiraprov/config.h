@@ -202,9 +202,21 @@ void jp_config_destroy(jp_config_t *cfg);
 
 /* Apply cfg->kafka to `conf` (caller-owned). Loading does not check property
  * names against librdkafka; this does, and the error names the key and its
- * position (never a secret value). */
+ * position (never a secret value). When security.protocol is ssl or
+ * sasl_ssl, enable.ssl.certificate.verification=true and
+ * ssl.endpoint.identification.algorithm=https are set unless cfg->kafka
+ * names them: the broker's certificate and host name are checked by default
+ * whatever librdkafka's own defaults are. */
 jp_err_t jp_config_kafka_conf(const jp_config_t *cfg, rd_kafka_conf_t *conf, char *errstr,
                               size_t errstr_size);
+
+/* Logs one warning (component "config") per security opt-out in cfg and
+ * returns how many: a site with tls_verify: false, a site URL that is plain
+ * http:// to a host other than loopback, and, when Kafka uses TLS, a broker
+ * certificate or host name check turned off in the kafka properties (with
+ * its file:line:column). The worker calls it at start and for
+ * --check-config, so an opt-out is never silent. */
+size_t jp_config_log_insecure(const jp_config_t *cfg);
 
 /* The site named `name`, or NULL if none. The pointer lives as long as cfg. */
 const jp_site_t *jp_config_site(const jp_config_t *cfg, const char *name);

@@ -27,7 +27,8 @@ typedef enum jp_err {
 /* Stable lower-case name of an error code ("invalid", "nomem", ...). */
 const char *jp_err_name(jp_err_t err);
 
-/* printf into errstr (always NUL-terminated, truncated if needed); returns err
+/* printf into errstr (always NUL-terminated, truncated if needed, never
+ * inside a UTF-8 character); returns err
  * so that callers can write `return jp_err_set(errstr, n, JP_ERR_X, ...)`. */
 jp_err_t jp_err_set(char *errstr, size_t errstr_size, jp_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # jiraprov-worker's command line: --help, --version, --check-config (valid, invalid with
-# file:line:column, unknown librdkafka property, secrets never printed), bad usage.
+# file:line:column, unknown librdkafka property, secrets never printed), bad usage; security
+# opt-outs logged by --check-config and at start; world-readable files with inline secrets refused.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib_test.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib_test.sh"
@@ -71,4 +72,43 @@ jp_t_check "it is named with its position" \
 
 rc=0; "$worker" -c "$tmp/typo.yaml" 2>/dev/null || rc=$?
 jp_t_eq "the daemon refuses to start on a bad config" 2 "$rc"
+
+# Security opt-outs are never silent: each is a warning, from --check-config and at start.
+sed -e 's|    scim_api_key: .*|&\n    tls_verify: false|' \
+    -e 's|  bootstrap.servers: 127.0.0.1:9092|&\n  security.protocol: ssl\n  ssl.endpoint.identification.algorithm: none|' \
+    "$tmp/ok.yaml" >"$tmp/insecure.yaml"
+out=$(SCIM_KEY=x "$worker" --check-config -c "$tmp/insecure.yaml" 2>&1) && rc=0 || rc=$?
+jp_t_eq "an opt-out is a valid config" 0 "$rc"
+jp_t_check "--check-config warns that the site's TLS verification is off" \
+    grep -q '"level":"warn".*site acme: TLS certificate verification is OFF (sites\[0\].tls_verify: false' <<<"$out"
+jp_t_check "--check-config warns that Kafka's host name check is off, with its position" \
+    grep -q 'kafka: broker host name verification is OFF (kafka.ssl.endpoint.identification.algorithm: none at [^ ]*insecure.yaml:4:3)' <<<"$out"
+out=$(SCIM_KEY=x "$worker" --check-config -c "$tmp/ok.yaml" 2>&1)
+if grep -q '"level":"warn"' <<<"$out"; then jp_t_fail "warnings for a secure config: $out"; else jp_t_ok "a secure config gives no warning"; fi
+
+# The daemon logs the same at start, before it connects anywhere (nothing listens on port 9).
+sed -e 's|127.0.0.1:9092|127.0.0.1:9|' -e 's|redis://127.0.0.1:6379/0|redis://127.0.0.1:9/0|' \
+    "$tmp/insecure.yaml" >"$tmp/insecure-run.yaml"
+printf 'http:\n  listen: ""\n' >>"$tmp/insecure-run.yaml"
+SCIM_KEY=x "$worker" -c "$tmp/insecure-run.yaml" 2>"$tmp/run.log" &
+pid=$!
+jp_t_bg_pid "$pid"
+jp_wait_until 20 grep -q 'broker host name verification is OFF' "$tmp/run.log" || true
+jp_t_check "the daemon warns at start that the site's TLS verification is off" \
+    grep -q 'site acme: TLS certificate verification is OFF' "$tmp/run.log"
+jp_t_check "the daemon warns at start that Kafka's host name check is off" \
+    grep -q 'kafka: broker host name verification is OFF' "$tmp/run.log"
+jp_stop_pid "$pid" 10 || true
+
+# A world-readable file with a secret written inline is refused, saying where and what to do.
+sed 's|    scim_api_key: .*|    scim_api_key: inline-Secret-4711|' "$tmp/ok.yaml" >"$tmp/inline.yaml"
+chmod 644 "$tmp/inline.yaml"
+out=$("$worker" --check-config -c "$tmp/inline.yaml" 2>&1) && rc=0 || rc=$?
+jp_t_eq "a world-readable file with an inline secret is refused" 2 "$rc"
+jp_t_check "the refusal names the line and the remedy" \
+    grep -qF "inline.yaml:11:19: sites[0].scim_api_key: secret written inline in a world-readable file (mode 0644); use scim_api_key_file or \${VAR}, or make the file unreadable to others (chmod o-r)" <<<"$out"
+if grep -q 'inline-Secret-4711' <<<"$out"; then jp_t_fail "the refusal shows the secret"; else jp_t_ok "the refusal does not show the secret"; fi
+chmod 600 "$tmp/inline.yaml"
+rc=0; "$worker" --check-config -c "$tmp/inline.yaml" >/dev/null 2>&1 || rc=$?
+jp_t_eq "the same file, private, loads" 0 "$rc"
 jp_t_finish

@@ -1,8 +1,9 @@
 /* jp_apply against the real Jira emulator (tests/emulator), on a real libuv
  * loop with jp_http: every event type, the convergence rules (proved with
  * the emulator's mutation counters), failure classification (faults, bad
- * credentials, timeouts), hostile logins, cancellation, concurrency, and
- * the Redis lookup cache against a real redis-server. */
+ * credentials, timeouts), hostile logins, group names and issue text,
+ * cancellation, concurrency, and the Redis lookup cache against a real
+ * redis-server. */
 #include "jiraprov/apply.h"
 #include "jiraprov/config.h"
 #include "jiraprov/log.h"
@@ -1193,6 +1194,143 @@ START_TEST(hostile_logins_are_escaped)
 }
 END_TEST
 
+/* GET path of the emulator's Jira REST API as the bot; the parsed body. */
+static json_t *rest_get(const char *path)
+{
+    char url[1024];
+    buf_t b = {0};
+    long status = 0;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", emu_port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_USERPWD, "jiraprov-bot@demo.example:demo-jira-api-token");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    ck_assert_msg(rc == CURLE_OK && status == 200, "GET %s: curl %d, HTTP %ld: %s", path, (int)rc,
+                  status, b.p ? b.p : "");
+    json_t *j = json_loads(b.p, 0, NULL);
+    free(b.p);
+    return j;
+}
+
+/* Members (account ids) of the emulator's group `name`, as a new array. */
+static json_t *group_members(const char *name)
+{
+    json_t *st = ctl("GET", "/__emulator/state", NULL), *hit = NULL;
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(st, "groups"), i, g)
+    {
+        if (!strcmp(json_string_value(json_object_get(g, "name")), name))
+            hit = json_incref(json_object_get(g, "members"));
+    }
+    json_decref(st);
+    ck_assert_msg(hit != NULL, "no group named %s", name);
+    return hit;
+}
+
+/* Group names that look like paths, queries, fragments, escapes and filter
+ * syntax reach exactly the group of that name, through SCIM (site demo)
+ * and through Jira's group API (site alt); the group a query injection
+ * names is never touched. */
+START_TEST(hostile_group_names_reach_their_group)
+{
+    static const char *names[] = {
+        "a/b",
+        "..",
+        "../../x",
+        "?x#y",
+        "100%",
+        "x&groupName=jira-admins",
+        "\"q\" or displayName pr",
+        "\\",
+        "jira admins",
+        "\xd7\xa2\xd7\x91\xd7\xa8\xd7\x99\xd7\xaa",
+    };
+    size_t n = sizeof(names) / sizeof(names[0]);
+    json_t *groups = json_pack("[{s:s, s:b}]", "name", "jira-admins", "scim", 1);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(groups, json_pack("{s:s, s:b}", "name", names[i], "scim", 1));
+    json_t *seed = json_pack("{s:o}", "groups", groups);
+    char *text = json_dumps(seed, JSON_COMPACT);
+    ctl_do("POST", "/__emulator/seed", text);
+    free(text);
+    json_decref(seed);
+
+    jp_outcome_t *o = run("account.create", "{\"login\":\"hostile-groups@demo.example\","
+                                            "\"email\":\"hostile-groups@demo.example\"}");
+    ASSERT_STATUS(o, JP_OUTCOME_SUCCEEDED);
+    char account[128];
+    snprintf(account, sizeof(account), "%s", jira(o, "accountId"));
+    jp_outcome_destroy(o);
+    long before = mutations("membership", "add");
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_pack("{s:s, s:{s:s, s:s}}", "login", "hostile-groups@demo.example",
+                              "entitlement", "type", "group", "group", names[i]);
+        char *data = json_dumps(d, JSON_COMPACT);
+        o = run_ev("entitlement.grant", "demo", data, NULL, 1);
+        ASSERT_STATUS(o, JP_OUTCOME_SUCCEEDED);
+        jp_outcome_destroy(o);
+        o = run_ev("entitlement.grant", "alt", data, NULL, 1); /* Jira REST: already held */
+        ASSERT_STATUS(o, JP_OUTCOME_SKIPPED);
+        jp_outcome_destroy(o);
+        free(data);
+        json_decref(d);
+        json_t *m = group_members(names[i]);
+        ck_assert_msg(json_array_size(m) == 1 &&
+                          !strcmp(json_string_value(json_array_get(m, 0)), account),
+                      "group %s: members %s", names[i], json_dumps(m, JSON_COMPACT));
+        json_decref(m);
+    }
+    ck_assert_int_eq(mutations("membership", "add") - before, (long)n);
+    json_t *admins = group_members("jira-admins");
+    ck_assert_uint_eq(json_array_size(admins), 0);
+    json_decref(admins);
+}
+END_TEST
+
+/* Issue text with quotes, markup, bidi controls and emoji arrives as written. */
+START_TEST(hostile_issue_text_arrives_exactly)
+{
+    const char *summary = "Quote \" back\\slash <script>alert(1)</script> \xe2\x80\xae"
+                          "evil \xf0\x9f\x98\x80 %2F ../x?y#z";
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[s, s, s]}", "externalRef", "hostile:text:1",
+                          "project", "DEMO", "issueType", "Task", "summary", summary, "description",
+                          "line 1\r\nline 2 \"quoted\"\n\nparagraph <b>", "labels", "a\"b", "c\\d",
+                          "x?y#z");
+    char *data = json_dumps(d, JSON_COMPACT);
+    jp_outcome_t *o = run("issue.create", data);
+    ASSERT_STATUS(o, JP_OUTCOME_SUCCEEDED);
+    char path[128];
+    snprintf(path, sizeof(path), "/rest/api/3/issue/%s?fields=summary,labels", jira(o, "issueKey"));
+    jp_outcome_destroy(o);
+    json_t *is = rest_get(path);
+    json_t *fields = json_object_get(is, "fields");
+    ck_assert_str_eq(json_string_value(json_object_get(fields, "summary")), summary);
+    json_t *labels = json_object_get(fields, "labels");
+    static const char *want[] = {"a\"b", "c\\d", "x?y#z", "idhub-ref-hostile:text:1"};
+    ck_assert_uint_eq(json_array_size(labels), 4);
+    for (size_t i = 0; i < 4; i++) {
+        int found = 0;
+        for (size_t k = 0; k < 4; k++)
+            found |= !strcmp(json_string_value(json_array_get(labels, k)), want[i]);
+        ck_assert_msg(found, "label %s missing", want[i]);
+    }
+    json_decref(is);
+    /* Found again by its ref: the create is not repeated. */
+    o = run("issue.create", data);
+    ASSERT_STATUS(o, JP_OUTCOME_SKIPPED);
+    jp_outcome_destroy(o);
+    ck_assert_int_eq(mutations("issue", "create"), 1);
+    free(data);
+    json_decref(d);
+}
+END_TEST
+
 START_TEST(slash_login_past_the_decoder_is_still_escaped)
 {
     /* The contract refuses '/' in logins; apply must not depend on it. */
@@ -1456,6 +1594,8 @@ static Suite *suite(void)
     tcase_add_test(tc, timeout_after_create_sent_then_retry_once);
     tcase_add_test(tc, timeout_after_issue_create_sent);
     tcase_add_test(tc, hostile_logins_are_escaped);
+    tcase_add_test(tc, hostile_group_names_reach_their_group);
+    tcase_add_test(tc, hostile_issue_text_arrives_exactly);
     tcase_add_test(tc, slash_login_past_the_decoder_is_still_escaped);
     tcase_add_test(tc, start_refusals);
     tcase_add_test(tc, many_in_flight_on_one_loop);

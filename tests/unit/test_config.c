@@ -885,6 +885,279 @@ START_TEST(take_reloadable_moves_only_reloadable_values)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Security defaults                                                        */
+
+/* Every secret, written inline in a world-readable file, is refused with its
+ * position and what to do; the same file private (0600) loads. */
+START_TEST(world_readable_every_secret_kind)
+{
+    static const struct {
+        const char *yaml, *where, *hint;
+    } cases[] = {
+        {KAFKA REDIS SITE_HEAD "    email: bot@acme.example\n    api_token: ${JP_TEST_API_TOKEN}\n"
+                               "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+                               "    scim_api_key: scim-inline-1\n",
+         ":11:19: sites[0].scim_api_key", "use scim_api_key_file or ${VAR}"},
+        {KAFKA REDIS SITE_HEAD "    email: bot@acme.example\n    api_token: ${JP_TEST_API_TOKEN}\n"
+                               "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+                               "    scim_api_key: ${JP_TEST_SCIM_KEY}\n"
+                               "    org_api_key: org-inline-1\n",
+         ":12:18: sites[0].org_api_key", "use org_api_key_file or ${VAR}"},
+        {KAFKA "redis:\n  url: redis://r\n  password: redis-inline-1\n", ":5:13: redis.password",
+         "use password_file or ${VAR}"},
+        {"kafka:\n  bootstrap.servers: k:9092\n  sasl.oauthbearer.client.secret: oauth-inline-1\n",
+         ":3:35: kafka.sasl.oauthbearer.client.secret",
+         "use sasl.oauthbearer.client.secret_file or ${VAR}"},
+        {"kafka:\n  bootstrap.servers: k:9092\n  ssl.key.password: keypw-inline-1\n",
+         ":3:21: kafka.ssl.key.password", "use ssl.key.password_file or ${VAR}"},
+        {"audit:\n  hmac_key: hmac-inline-1\n", ":2:13: audit.hmac_key",
+         "use hmac_key_file or ${VAR}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[32], err[1024] = "", want[512];
+        jp_config_t *cfg = NULL;
+        snprintf(name, sizeof(name), "wr%zu.yaml", i);
+        const char *path = write_file(name, cases[i].yaml, 0644);
+        ck_assert_int_eq(jp_config_load(path, &cfg, err, sizeof(err)), JP_ERR_INVALID);
+        snprintf(want, sizeof(want),
+                 "%s%s: secret written inline in a world-readable file (mode 0644); %s, or make "
+                 "the file unreadable to others (chmod o-r)",
+                 path, cases[i].where, cases[i].hint);
+        ck_assert_str_eq(err, want);
+        ck_assert_ptr_null(strstr(err, "inline-1"));
+        /* Not readable by others: this check passes (the file may still be
+         * incomplete, which is another error). */
+        ck_assert_int_eq(chmod(path, 0640), 0);
+        err[0] = '\0';
+        jp_config_load(path, &cfg, err, sizeof(err));
+        ck_assert_ptr_null(strstr(err, "world-readable"));
+        jp_config_destroy(cfg);
+    }
+}
+END_TEST
+
+/* A FIFO (or device) named as the config or a *_file secret is refused at
+ * once: opening it must not wait for a writer (the test's timeout would
+ * catch a hang). */
+START_TEST(fifo_refused_without_blocking)
+{
+    char fifo[512], yaml[1024], err[1024] = "";
+    jp_config_t *cfg = NULL;
+    snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(jp_config_load(fifo, &cfg, err, sizeof(err)), JP_ERR_IO);
+    char want[1024];
+    snprintf(want, sizeof(want), "%s: not a regular file", fifo);
+    ck_assert_str_eq(err, want);
+    snprintf(yaml, sizeof(yaml),
+             KAFKA REDIS SITE_HEAD "    email: bot@acme.example\n    api_token_file: %s\n"
+                                   "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+                                   "    scim_api_key: ${JP_TEST_SCIM_KEY}\n",
+             fifo);
+    ck_assert_int_eq(jp_config_load_string(yaml, "t.yaml", &cfg, err, sizeof(err)), JP_ERR_IO);
+    snprintf(want, sizeof(want),
+             "t.yaml:9:21: sites[0].api_token_file: cannot read \"%s\": not a regular file", fifo);
+    ck_assert_str_eq(err, want);
+    ck_assert_int_eq(unlink(fifo), 0);
+}
+END_TEST
+
+/* A secret with a control character would break the HTTP header (or the
+ * protocol field) it goes into: refused at load, value never shown. One
+ * trailing newline of a secret file is not part of the secret. */
+START_TEST(secret_with_control_character_refused)
+{
+    char yaml[1024];
+    write_file("two-lines", "tok-1234\nX-Injected: 1\n", 0600);
+    write_file("crlf", "tok-1234\r\n", 0600);
+    snprintf(yaml, sizeof(yaml),
+             KAFKA REDIS SITE_HEAD "    email: bot@acme.example\n    api_token_file: %s/two-lines\n"
+                                   "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+                                   "    scim_api_key_file: %s/crlf\n",
+             tmpdir, tmpdir);
+    expect_error(yaml, "t.yaml:9:21: sites[0].api_token_file: the secret contains a control "
+                       "character (CR, LF, TAB, ...); the file may hold one trailing newline, no "
+                       "more");
+    snprintf(yaml, sizeof(yaml),
+             KAFKA REDIS SITE_HEAD
+             "    email: bot@acme.example\n    api_token: ${JP_TEST_API_TOKEN}\n"
+             "    scim_url: https://api.atlassian.com/scim/directory/d1\n"
+             "    scim_api_key_file: %s/crlf\n",
+             tmpdir);
+    jp_config_t *cfg = load_ok(yaml);
+    ck_assert_str_eq(cfg->sites[0].scim_api_key, "tok-1234");
+    jp_config_destroy(cfg);
+    setenv("JP_TEST_TAB_SECRET", "sasl\tpw-1234", 1);
+    expect_error("kafka:\n  bootstrap.servers: k:9092\n  sasl.password: ${JP_TEST_TAB_SECRET}\n",
+                 "t.yaml:3:18: kafka.sasl.password: the secret contains a control character (CR, "
+                 "LF, TAB, ...)");
+}
+END_TEST
+
+/* Error messages are one line whatever the file holds: a TAB in a key, a
+ * stray byte from the environment, librdkafka's trailing newline. */
+START_TEST(errors_are_one_line)
+{
+    expect_error(BASE "\"bad\tkey\": 1\n",
+                 "t.yaml:12:1: bad\\x09key: unknown key (expected one of: kafka, topics, consumer, "
+                 "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit)");
+    setenv("JP_TEST_BAD_UTF8", "t\xff\xc3", 1);
+    expect_error(BASE "retry:\n  max_attempts: ${JP_TEST_BAD_UTF8}\n",
+                 "t.yaml:13:17: retry.max_attempts: expected an integer between 1 and 100, got "
+                 "\"t\\xff\\xc3\"");
+    /* A quoted value is cut after 48 bytes, never inside a character. */
+    char yaml[2048], want[512];
+    snprintf(yaml, sizeof(yaml), BASE "retry:\n  max_attempts: a%s\n",
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+             "\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+    snprintf(want, sizeof(want),
+             "t.yaml:13:17: retry.max_attempts: expected an integer between 1 and 100, got "
+             "\"a%s...\"",
+             "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+             "\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+             "\xc3\xa9\xc3\xa9\xc3\xa9");
+    expect_error(yaml, want);
+
+    jp_config_t *cfg = load_ok(
+        "kafka:\n  bootstrap.servers: k1:9092\n  socket.timeout.ms: 0\n" REDIS SITE_HEAD SITE_AUTH);
+    char err[1024];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    ck_assert_int_eq(jp_config_kafka_conf(cfg, conf, err, sizeof(err)), JP_ERR_INVALID);
+    ck_assert_str_eq(err, "t.yaml:3:3: kafka.socket.timeout.ms: rejected by librdkafka: "
+                          "Configuration property \"socket.timeout.ms\" value 0 is outside "
+                          "allowed range 10..300000");
+    rd_kafka_conf_destroy(conf);
+    jp_config_destroy(cfg);
+}
+END_TEST
+
+static void kafka_get(rd_kafka_conf_t *conf, const char *key, const char *want)
+{
+    char val[64];
+    size_t n = sizeof(val);
+    ck_assert_int_eq(rd_kafka_conf_get(conf, key, val, &n), RD_KAFKA_CONF_OK);
+    ck_assert_msg(!strcmp(val, want), "%s is %s, wanted %s", key, val, want);
+}
+
+/* With TLS to the brokers, certificate and host name checks are on unless
+ * the file turns them off: they win over what the conf held before (a
+ * library default, a caller's setting), and an explicit opt-out is kept. */
+START_TEST(kafka_tls_verification_default_on)
+{
+    char err[1024] = "";
+    jp_config_t *cfg =
+        load_ok("kafka:\n  bootstrap.servers: k1:9093\n  security.protocol: SASL_SSL\n"
+                "  sasl.mechanisms: PLAIN\n" REDIS SITE_HEAD SITE_AUTH);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char why[256];
+    ck_assert_int_eq(
+        rd_kafka_conf_set(conf, "enable.ssl.certificate.verification", "false", why, sizeof(why)),
+        RD_KAFKA_CONF_OK);
+    ck_assert_int_eq(
+        rd_kafka_conf_set(conf, "ssl.endpoint.identification.algorithm", "none", why, sizeof(why)),
+        RD_KAFKA_CONF_OK);
+    ck_assert_msg(jp_config_kafka_conf(cfg, conf, err, sizeof(err)) == JP_OK, "%s", err);
+    kafka_get(conf, "enable.ssl.certificate.verification", "true");
+    kafka_get(conf, "ssl.endpoint.identification.algorithm", "https");
+    rd_kafka_conf_destroy(conf);
+    jp_config_destroy(cfg);
+
+    cfg = load_ok("kafka:\n  bootstrap.servers: k1:9093\n  security.protocol: ssl\n"
+                  "  enable.ssl.certificate.verification: false\n"
+                  "  ssl.endpoint.identification.algorithm: none\n" REDIS SITE_HEAD SITE_AUTH);
+    conf = rd_kafka_conf_new();
+    ck_assert_msg(jp_config_kafka_conf(cfg, conf, err, sizeof(err)) == JP_OK, "%s", err);
+    kafka_get(conf, "enable.ssl.certificate.verification", "false");
+    kafka_get(conf, "ssl.endpoint.identification.algorithm", "none");
+    rd_kafka_conf_destroy(conf);
+    jp_config_destroy(cfg);
+
+    /* Plaintext: nothing is added. */
+    cfg = load_ok(BASE);
+    conf = rd_kafka_conf_new();
+    ck_assert_int_eq(
+        rd_kafka_conf_set(conf, "ssl.endpoint.identification.algorithm", "none", why, sizeof(why)),
+        RD_KAFKA_CONF_OK);
+    ck_assert_msg(jp_config_kafka_conf(cfg, conf, err, sizeof(err)) == JP_OK, "%s", err);
+    kafka_get(conf, "ssl.endpoint.identification.algorithm", "none");
+    rd_kafka_conf_destroy(conf);
+    jp_config_destroy(cfg);
+}
+END_TEST
+
+/* What jp_config_log_insecure() logged for `yaml`, one line per warning. */
+static char *insecure_log(const char *yaml, size_t *count)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(mem);
+    jp_log_set_stream(mem);
+    jp_log_set_level(JP_LOG_INFO);
+    jp_config_t *cfg = load_ok(yaml);
+    *count = jp_config_log_insecure(cfg);
+    jp_config_destroy(cfg);
+    jp_log_set_stream(stderr);
+    fclose(mem);
+    return buf;
+}
+
+START_TEST(insecure_settings_logged)
+{
+    size_t n;
+    char *log =
+        insecure_log("kafka:\n  bootstrap.servers: k1:9093\n  security.protocol: sasl_ssl\n"
+                     "  enable.ssl.certificate.verification: 'false'\n"
+                     "  ssl.endpoint.identification.algorithm: none\n" REDIS "sites:\n"
+                     "  - name: acme\n    jira_url: https://acme.atlassian.net\n" SITE_AUTH
+                     "    tls_verify: false\n"
+                     "  - name: plain\n    jira_url: http://jira.internal.example\n" SITE_AUTH,
+                     &n);
+    ck_assert_uint_eq(n, 4);
+    static const char *const lines[] = {
+        "\"level\":\"warn\",\"component\":\"config\",\"msg\":\"site acme: TLS certificate "
+        "verification is OFF (sites[0].tls_verify: false in t.yaml): Jira's identity is not "
+        "checked; use it only against a test server\"",
+        "\"msg\":\"site plain: jira_url is plain http:// (t.yaml): credentials and data travel "
+        "unencrypted\"",
+        "\"msg\":\"kafka: broker certificate verification is OFF "
+        "(kafka.enable.ssl.certificate.verification: false at t.yaml:4:3)\"",
+        "\"msg\":\"kafka: broker host name verification is OFF "
+        "(kafka.ssl.endpoint.identification.algorithm: none at t.yaml:5:3)\"",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        ck_assert_msg(strstr(log, lines[i]) != NULL, "missing %s in:\n%s", lines[i], log);
+    free(log);
+
+    /* Secure defaults, TLS to Kafka, plain http only to loopback: silent. */
+    log = insecure_log("kafka:\n  bootstrap.servers: k1:9093\n  security.protocol: ssl\n" REDIS
+                       "sites:\n  - name: local\n    jira_url: http://127.0.0.1:8080\n" SITE_AUTH
+                       "  - name: local6\n    jira_url: http://[::1]:8080\n" SITE_AUTH
+                       "  - name: localhost\n    jira_url: http://localhost\n" SITE_AUTH,
+                       &n);
+    ck_assert_msg(n == 0, "unexpected warnings:\n%s", log);
+    ck_assert_str_eq(log, "");
+    free(log);
+    /* An opt-out without TLS to Kafka changes nothing: not reported. */
+    log = insecure_log("kafka:\n  bootstrap.servers: k1:9092\n"
+                       "  enable.ssl.certificate.verification: false\n" REDIS SITE_HEAD SITE_AUTH,
+                       &n);
+    ck_assert_uint_eq(n, 0);
+    free(log);
+    /* A host that only starts like a loopback name is not one. */
+    log = insecure_log(KAFKA REDIS "sites:\n  - name: x\n    jira_url: http://localhost.evil\n"
+                                   "    email: bot@acme.example\n    api_token: tok-1234\n"
+                                   "    scim_url: http://127.0.0.1/scim/directory/d1\n"
+                                   "    scim_api_key: key-1234\n",
+                       &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_ptr_nonnull(strstr(log, "site x: jira_url is plain http://"));
+    free(log);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -915,6 +1188,12 @@ static Suite *config_suite(void)
     tcase_add_test(tc, diff_names_every_changed_key);
     tcase_add_test(tc, reloadable_keys);
     tcase_add_test(tc, take_reloadable_moves_only_reloadable_values);
+    tcase_add_test(tc, world_readable_every_secret_kind);
+    tcase_add_test(tc, fifo_refused_without_blocking);
+    tcase_add_test(tc, errors_are_one_line);
+    tcase_add_test(tc, secret_with_control_character_refused);
+    tcase_add_test(tc, kafka_tls_verification_default_on);
+    tcase_add_test(tc, insecure_settings_logged);
     suite_add_tcase(s, tc);
     return s;
 }

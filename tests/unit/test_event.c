@@ -629,6 +629,20 @@ START_TEST(quoting_in_errors)
 }
 END_TEST
 
+/* jansson quotes raw input in its syntax errors ("near '...'"): a control
+ * character there is escaped, so a reason is always one line. */
+START_TEST(syntax_errors_one_line)
+{
+    expect_error("{\"a\": \x18}", JP_ERR_INVALID,
+                 "event: not valid JSON at line 1, column 7: invalid token near '\\u0018'");
+    expect_error("{\x1b[2J}", JP_ERR_INVALID,
+                 "event: not valid JSON at line 1, column 2: string or '}' expected near "
+                 "'\\u001b'");
+    expect_error("[\"\x01\"]", JP_ERR_INVALID,
+                 "event: not valid JSON at line 1, column 2: control character 0x1 near '\"'");
+}
+END_TEST
+
 START_TEST(first_error_wins)
 {
     /* Several problems: the fixed order decides which one is reported. */
@@ -901,6 +915,7 @@ static Suite *event_suite(void)
     tcase_add_test(tc, default_size_limit);
     tcase_add_test(tc, errstr_edges);
     tcase_add_test(tc, quoting_in_errors);
+    tcase_add_test(tc, syntax_errors_one_line);
     tcase_add_test(tc, first_error_wins);
     tcase_add_test(tc, from_json_references);
     tcase_add_test(tc, mangled_inputs);

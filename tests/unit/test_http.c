@@ -1,6 +1,7 @@
 /* jp_http against real servers: an in-process libmicrohttpd server
- * (tests/lib/testsrv.c), a socket that listens but never accepts (the
- * kernel completes the handshake, nobody answers) and a closed port. */
+ * (tests/lib/testsrv.c), HTTPS servers with generated certificates, a
+ * socket that listens but never accepts (the kernel completes the
+ * handshake, nobody answers) and a closed port. */
 #include "jiraprov/http.h"
 
 #include "../lib/testsrv.c"
@@ -8,6 +9,9 @@
 
 #include <check.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -734,6 +738,138 @@ START_TEST(classes_and_options)
 }
 END_TEST
 
+/* ---- TLS ------------------------------------------------------------- */
+
+/* A self-signed certificate (EC P-256, valid for a day) for `san`
+ * ("IP:127.0.0.1", "DNS:other.example") and its key, as PEM (caller frees). */
+static void make_cert(const char *san, char **cert_pem, char **key_pem)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    ck_assert(key && x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"jiraprov test", -1,
+                               -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+    ck_assert_ptr_nonnull(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+    BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
+    ck_assert(PEM_write_bio_X509(cb, x) &&
+              PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL));
+    char *p;
+    long n = BIO_get_mem_data(cb, &p);
+    *cert_pem = strndup(p, (size_t)n);
+    n = BIO_get_mem_data(kb, &p);
+    *key_pem = strndup(p, (size_t)n);
+    BIO_free(cb);
+    BIO_free(kb);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+static enum MHD_Result tls_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version, const char *data,
+                                   size_t *size, void **state)
+{
+    static const char body[] = "tls ok";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ok = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* An HTTPS server on 127.0.0.1 with the given certificate; *port set. */
+static struct MHD_Daemon *tls_server(const char *cert, const char *key, int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL,
+                                            NULL, tls_handler, NULL, MHD_OPTION_SOCK_ADDR,
+                                            (struct sockaddr *)&a, MHD_OPTION_HTTPS_MEM_KEY, key,
+                                            MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
+    ck_assert_msg(d != NULL, "libmicrohttpd cannot serve TLS here");
+    *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    return d;
+}
+
+/* Certificates are verified unless a request opts out: an unknown issuer and
+ * a certificate for another name both fail as TLS errors (before anything is
+ * sent); the right CA file, or the explicit opt-out, succeed. */
+START_TEST(tls_verified_by_default)
+{
+    if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        fprintf(stderr, "test_http: libmicrohttpd has no TLS; tls_verified_by_default skipped\n");
+        return;
+    }
+    char *cert, *key, *other_cert, *other_key, ca[64], other_ca[64], url[128], err[256];
+    make_cert("IP:127.0.0.1,DNS:localhost", &cert, &key);
+    make_cert("DNS:other.example", &other_cert, &other_key);
+    snprintf(ca, sizeof(ca), "/tmp/jp-test-ca-%d.pem", (int)getpid());
+    snprintf(other_ca, sizeof(other_ca), "/tmp/jp-test-ca-other-%d.pem", (int)getpid());
+    FILE *f = fopen(ca, "w");
+    fputs(cert, f);
+    fclose(f);
+    f = fopen(other_ca, "w");
+    fputs(other_cert, f);
+    fclose(f);
+    int port, other_port;
+    struct MHD_Daemon *d = tls_server(cert, key, &port),
+                      *od = tls_server(other_cert, other_key, &other_port);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    jp_http_t *h = jp_http_new(&loop, NULL, err, sizeof(err));
+    got_t g;
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/", port);
+    jp_http_req_t req = {.method = JP_HTTP_GET, .url = url};
+    do_request(&loop, h, &req, &g);
+    ck_assert_int_eq(g.err, JP_ERR_HTTP);
+    ck_assert_int_eq(g.status, 0);
+    ck_assert_int_eq(jp_http_classify(g.code), JP_HTTP_CLASS_TLS);
+    ck_assert_int_eq(g.sent, 0);
+
+    req.ca_file = ca;
+    do_request(&loop, h, &req, &g);
+    ck_assert_msg(g.err == JP_OK && g.status == 200, "with the CA: %d, curl %d", (int)g.err,
+                  (int)g.code);
+    ck_assert_str_eq(g.body, "tls ok");
+
+    req.ca_file = NULL;
+    req.insecure = 1;
+    do_request(&loop, h, &req, &g);
+    ck_assert_int_eq(g.status, 200);
+
+    /* Trusted issuer, wrong name: the host name check refuses it. */
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/", other_port);
+    jp_http_req_t other = {.method = JP_HTTP_GET, .url = url, .ca_file = other_ca};
+    do_request(&loop, h, &other, &g);
+    ck_assert_int_eq(g.err, JP_ERR_HTTP);
+    ck_assert_int_eq(jp_http_classify(g.code), JP_HTTP_CLASS_TLS);
+
+    jp_http_destroy(h);
+    finish_loop(&loop);
+    MHD_stop_daemon(d);
+    MHD_stop_daemon(od);
+    unlink(ca);
+    unlink(other_ca);
+    free(cert);
+    free(key);
+    free(other_cert);
+    free(other_key);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -752,6 +888,7 @@ Suite *http_suite(void)
     tcase_add_test(tc, cancel_all_calls_back_once);
     tcase_add_test(tc, destroy_with_requests_in_flight);
     tcase_add_test(tc, destroy_from_callback);
+    tcase_add_test(tc, tls_verified_by_default);
     suite_add_tcase(s, tc);
     TCase *pure = tcase_create("pure");
     tcase_add_test(pure, escape_table);

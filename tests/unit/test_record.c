@@ -587,6 +587,33 @@ START_TEST(secrets_redacted)
 }
 END_TEST
 
+/* A reason or message that is not UTF-8 (cut inside a character, or a stray
+ * byte from a server) must not make the record unbuildable: the pipeline
+ * would republish it forever and hold the subject back. */
+START_TEST(text_not_utf8_repaired)
+{
+    json_t *rec = jp_record_deadletter(NULL, "t", 0, 1, -1, NULL, 0, "{}", 2, NULL, 0,
+                                       "cut in a character: caf\xc3", JP_CLASS_PERMANENT, 0, NULL,
+                                       INSTANCE, NOW);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_str_eq(str_at(data_of(rec), "reason"), "cut in a character: caf\xef\xbf\xbd");
+    json_decref(rec);
+
+    jp_event_t *ev = sample_event("account.create");
+    jp_outcome_t *o = jp_outcome_new(JP_OUTCOME_FAILED);
+    jp_outcome_set_error(o, JP_OUTCOME_FAILED, JP_CLASS_PERMANENT, "http_400",
+                         "HTTP 400: \xff\xfe bad \xed\xa0\x80 surrogate, \xc3\xa9 kept");
+    rec = jp_record_result(ev, o, 1, 1, INSTANCE, NOW);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_str_eq(str_at(json_object_get(data_of(rec), "error"), "message"),
+                     "HTTP 400: \xef\xbf\xbd\xef\xbf\xbd bad \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
+                     "surrogate, \xc3\xa9 kept");
+    json_decref(rec);
+    jp_outcome_destroy(o);
+    jp_event_destroy(ev);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("record");
@@ -600,6 +627,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deadletter_bytes);
     tcase_add_test(tc, audit_operations);
     tcase_add_test(tc, secrets_redacted);
+    tcase_add_test(tc, text_not_utf8_repaired);
     suite_add_tcase(s, tc);
     return s;
 }
