@@ -2,6 +2,7 @@
  * -> typed jp_config_t, driven by one field table per section. The same
  * tables give the defaults, the unknown-key hints and the dump. */
 #include "jiraprov/config.h"
+#include "jiraprov/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -99,25 +100,6 @@ typedef struct ld {
     const node_t *url_node;
 } ld_t;
 
-/* Length of the well-formed UTF-8 sequence at s (1..4), 0 if there is none
- * (a stray or cut byte: an environment value may hold anything, and key
- * paths are cut to CFG_PATH_MAX bytes). */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t n = s[0] < 0x80                    ? 1
-               : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
-               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
-                                              : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F))) ||
-        (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))))
-        return 0;
-    return n;
-}
-
 /* Copies s into buf as message text: control characters and bytes that are
  * not UTF-8 become \xNN (a key may hold a TAB; errors are one line). */
 static const char *clean(const char *s, char *buf, size_t size)
@@ -125,7 +107,7 @@ static const char *clean(const char *s, char *buf, size_t size)
     size_t o = 0;
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; u[i] && o + 5 < size;) {
-        size_t n = utf8_len(u + i);
+        size_t n = jp_utf8_decode(u + i, strnlen((const char *)u + i, 4), NULL);
         if (n == 0 || u[i] < 0x20 || u[i] == 0x7f) {
             o += (size_t)snprintf(buf + o, size - o, "\\x%02x", u[i]);
             i++;
@@ -175,7 +157,7 @@ static const char *quote(const char *s, char *buf, size_t size)
     size_t i;
     for (i = 0; s[i] && i < CFG_GOT_MAX && o + 6 < size;) {
         unsigned char c = (unsigned char)s[i];
-        size_t n = utf8_len((const unsigned char *)s + i);
+        size_t n = jp_utf8_decode((const unsigned char *)s + i, strnlen(s + i, 4), NULL);
         if (c == '"' || c == '\\') {
             buf[o++] = '\\';
             buf[o++] = (char)c;

@@ -21,6 +21,7 @@
  *    [A-Za-z0-9-] (1..63 bytes, no leading or trailing '-'), 254 bytes at
  *    most in all. */
 #include "jiraprov/event.h"
+#include "jiraprov/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,38 +141,6 @@ static bool is_space(uint32_t cp)
            cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
 }
 
-/* Decodes one UTF-8 sequence from s[0..len); returns its length, or 0 if it
- * is malformed (overlong, surrogate, above U+10FFFF, truncated). */
-static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
-{
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    size_t n;
-    uint32_t v, min;
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2, v = s[0] & 0x1f, min = 0x80;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3, v = s[0] & 0x0f, min = 0x800;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4, v = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n > len)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return n;
-}
-
 /* ---- text scanning ------------------------------------------------------ */
 
 enum {
@@ -194,7 +163,7 @@ static scan_result_t scan_text(const char *str, size_t len, unsigned flags, scan
     sc->chars = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = utf8_decode(s + i, len - i, &cp);
+        size_t n = jp_utf8_decode(s + i, len - i, &cp);
         sc->at = i;
         if (n == 0)
             return SCAN_BAD_UTF8;
@@ -509,7 +478,7 @@ static void escape_into(char *out, size_t size, const char *s, size_t len)
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len && o + 8 < size;) {
         uint32_t cp;
-        size_t n = utf8_decode(u + i, len - i, &cp);
+        size_t n = jp_utf8_decode(u + i, len - i, &cp);
         if (i >= QUOTE_KEEP || (n > 0 && i + n > QUOTE_KEEP)) {
             memcpy(out + o, "...", 3);
             o += 3;
@@ -548,7 +517,7 @@ static void clean_into(char *out, size_t size, const char *s)
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len && o + 8 < size;) {
         uint32_t cp;
-        size_t n = utf8_decode(u + i, len - i, &cp);
+        size_t n = jp_utf8_decode(u + i, len - i, &cp);
         if (n == 0) {
             o += (size_t)snprintf(out + o, size - o, "\\x%02x", u[i]);
             i++;

@@ -3,6 +3,7 @@
  * helpers for parsers, the error body forms, and JQL quoting. The SCIM and
  * admin calls live in jira_scim.c, the REST v3 calls in jira_rest.c. */
 #include "jira_int.h"
+#include "jiraprov/utf8.h"
 
 #include <openssl/evp.h>
 
@@ -48,40 +49,6 @@ void jp_jira__buf_free(jp_jira__buf_t *b)
 
 /* ---- UTF-8 ----------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[i] (1..4) and its code point, or
- * 0 when the bytes there are not valid UTF-8 (overlong forms, surrogates and
- * values above U+10FFFF included). */
-static size_t utf8_next(const unsigned char *s, size_t len, size_t i, uint32_t *cp)
-{
-    unsigned char c = s[i];
-    size_t n;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2, v = c & 0x1Fu, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3, v = c & 0x0Fu, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4, v = c & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n > len - i)
-        return 0;
-    for (size_t k = 1; k < n; k++) {
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i + k] & 0x3Fu);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return n;
-}
-
 static bool is_control(uint32_t cp)
 {
     return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
@@ -100,7 +67,7 @@ jp_jira__scan_t jp_jira__scan(const char *s, size_t len, unsigned flags, size_t 
     size_t n = 0;
     for (size_t i = 0; i < len; n++) {
         uint32_t cp;
-        size_t k = utf8_next(u, len, i, &cp);
+        size_t k = jp_utf8_decode(u + i, len - i, &cp);
         *at = i;
         if (k == 0)
             return JP_JIRA__SCAN_BAD_UTF8;
@@ -123,7 +90,7 @@ size_t jp_jira__append_clean(char *dst, size_t dsize, size_t *pos, const char *s
         return 0;
     while (i < n) {
         uint32_t cp;
-        size_t k = utf8_next(u, n, i, &cp);
+        size_t k = jp_utf8_decode(u + i, n - i, &cp);
         const char *piece = s + i;
         size_t plen = k;
         if (k == 0) {

@@ -1,4 +1,5 @@
 #include "jiraprov/mapping.h"
+#include "jiraprov/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -167,41 +168,6 @@ static size_t name_len(const char *s)
     while (is_namechar(s[n]))
         n++;
     return n;
-}
-
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p, cp;
-        size_t n;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3Fu);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += n + 1;
-    }
-    return true;
 }
 
 /* Member `key` of an object: the exact key first, else one that differs only
@@ -887,7 +853,7 @@ static int ensure_primary_email(json_t *body)
 
 static jp_err_t check_desired(const jp_attr_t attr, const char *v, char *errstr, size_t n)
 {
-    if (v && !utf8_valid(v))
+    if (v && !jp_utf8_valid(v))
         return jp_err_set(errstr, n, JP_ERR_INVALID, "%s: the value is not valid UTF-8",
                           jp_attr_name(attr));
     return JP_OK;

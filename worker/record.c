@@ -3,6 +3,7 @@
  * checking every jansson call: any failed allocation or invalid string makes
  * the whole record NULL. */
 #include "jiraprov/record.h"
+#include "jiraprov/utf8.h"
 
 #include "jiraprov/log.h"
 
@@ -46,23 +47,6 @@ static char *redacted(const char *s)
     return out;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (1..4), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t n = s[0] < 0x80                    ? 1
-               : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
-               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
-                                              : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F))) ||
-        (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))))
-        return 0;
-    return n;
-}
-
 /* s (NUL-terminated) with every byte that is not part of a UTF-8 character
  * replaced by U+FFFD, in place of a text jansson would refuse. */
 static json_t *utf8_fixed(const char *s)
@@ -72,7 +56,7 @@ static json_t *utf8_fixed(const char *s)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_len((const unsigned char *)s + i);
+        size_t n = jp_utf8_decode((const unsigned char *)s + i, len - i, NULL);
         if (n == 0) {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;
