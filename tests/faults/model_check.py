@@ -308,9 +308,10 @@ def inject(fault, stack, workers, rnd, progress, stop, max_faults):
             stop.wait()
     if fault == "crash":
         # A killed member holds its partitions until its session (6 s) expires and the group
-        # rejoins (about 3 s on the mock): a kill every 6-12 s keeps the group moving.
+        # rejoins (about 3 s on the mock, twice: once without it, once with its successor):
+        # a kill every 10-20 s leaves the group time to move between two kills.
         while not stop.is_set():
-            pause(6, 12)
+            pause(10, 20)
             names = workers.names()
             if stop.is_set() or not names:
                 break
