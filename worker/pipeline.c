@@ -8,6 +8,7 @@
 #include "jiraprov/log.h"
 #include "jiraprov/mapping.h"
 #include "jiraprov/outcome.h"
+#include "jiraprov/recon.h"
 #include "jiraprov/record.h"
 #include "jiraprov/redis.h"
 #include "jiraprov/sequencer.h"
@@ -51,6 +52,7 @@ struct jp_pipeline {
     jp_http_t *http;
     jp_mapping_t *mapping;
     jp_apply_t *apply;
+    jp_recon_t *recon; /* recon.request events: runs that end with the same callback */
     jp_seq_t *seq;
     jp_kafka_in_t *in;
     jp_kafka_out_t *out;
@@ -390,7 +392,10 @@ static void start_apply(item_t *it)
     it->attempts++;
     if (!it->first_ms)
         it->first_ms = wall_ms();
-    jp_err_t rc = jp_apply_start(it->p->apply, it->ev, it->attempts, applied, it, err, sizeof(err));
+    jp_err_t rc =
+        it->ev->type == JP_EVENT_RECON_REQUEST
+            ? jp_recon_start(it->p->recon, it->ev, it->attempts, applied, it, err, sizeof(err))
+            : jp_apply_start(it->p->apply, it->ev, it->attempts, applied, it, err, sizeof(err));
     if (rc == JP_OK)
         return;
     /* Not applicable here (unknown site, a type this worker does not apply):
@@ -715,6 +720,7 @@ void jp_pipeline_stop(jp_pipeline_t *p, void (*on_stopped)(void *), void *opaque
     jp_info(COMPONENT, "stopping: no new events; finishing what runs (at most %d ms)",
             p->cfg->worker.drain_timeout_ms);
     update_pause(p);
+    jp_recon_suspend(p->recon); /* runs checkpoint and end; the next owner resumes them */
     uv_timer_start(p->drain, stop_timeout_cb, (uint64_t)p->cfg->worker.drain_timeout_ms, 0);
     maybe_finish_stop(p);
 }
@@ -806,6 +812,14 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
     if (!(p->apply = jp_apply_new(&ao, errstr, errstr_size)) ||
         !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)))
         goto fail;
+    jp_recon_opts_t ro = {.loop = loop,
+                          .http = p->http,
+                          .redis = p->redis,
+                          .out = p->out,
+                          .cfg = cfg,
+                          .mapping = p->mapping};
+    if (!(p->recon = jp_recon_new(&ro, errstr, errstr_size)))
+        goto fail;
     jp_kafka_in_cbs_t cbs = {on_message, on_assign, on_revoke, on_kafka_error, p};
     if (!(p->in = jp_kafka_in_new(loop, cfg, &cbs, errstr, errstr_size)))
         goto fail;
@@ -836,6 +850,7 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
      * holds; tear the producers of callbacks down first. */
     jp_kafka_in_destroy(p->in);
     jp_apply_destroy(p->apply);
+    jp_recon_destroy(p->recon);
     jp_seq_destroy(p->seq, free_held, p);
     jp_kafka_out_destroy(p->out);
     jp_http_destroy(p->http);
