@@ -166,6 +166,9 @@ static void item_park(item_t *it, int64_t delay_ms)
     }
     it->parked = 1;
     atomic_fetch_add(&p->st.parked, 1);
+    /* A parked item no longer runs: a revoke or a stop may be waiting only for it. */
+    maybe_finish_revoke(p, 0);
+    maybe_finish_stop(p);
     pump(p);
 }
 
@@ -521,7 +524,9 @@ static void pump(jp_pipeline_t *p)
         }
         start_item(it);
     }
-    int64_t next = jp_seq_next_wakeup_ms(p->seq);
+    /* Stopping starts nothing, so a parked item that is due would re-arm the timer at 0 from
+     * its own callback forever (libuv runs it again before any I/O). */
+    int64_t next = p->stopping ? -1 : jp_seq_next_wakeup_ms(p->seq);
     if (next >= 0)
         uv_timer_start(p->wake, wake_cb, (uint64_t)(next > now ? next - now : 0), 0);
     else
