@@ -9,6 +9,7 @@ Run by test_recon.sh (ctest integration.recon) with JP_SOURCE_DIR and JP_BUILD_D
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -365,21 +366,84 @@ def main():
             e2e.results_by_id(env).get(sched_id + ".request", [])) >= 2, timeout=30)
         check("... which runs once", len(of_type(st.records(sched_id), ".started")) == 1)
 
-        # ---- a worker killed mid-run; another resumes from the checkpoint -----------------
+        # ---- pages that fail are retried on their own; the run completes whole -----------
+        directory = len([u for u in st.control("GET", "/state")["users"] if u.get("scim")])
+        st.control("POST", "/counters/reset")
+        st.control("PUT", "/faults", [
+            {"path": "/rest/api/3/group/member", "kind": "error", "status": 503, "times": 3},
+            {"path": "/scim/directory/*/Users", "method": "GET", "kind": "rate_limit",
+             "retry_after": 1, "times": 1}])
+        ev = st.request("faulty-1", "full", ["accounts", "entitlements"], scope="faulty")
+        res = st.result(ev, timeout=60)
+        st.control("PUT", "/faults", [])
+        fired = st.control("GET", "/counters")["faults"]
+        recs = st.records("faulty-1")
+        check_run_shape("under 503s and a 429", recs)
+        check("under 503s and a 429: retried page by page, nothing lost",
+              res.get("status") == "succeeded" and res.get("attempts") == 1
+              and fired.get("error") == 3 and fired.get("rate_limit") == 1
+              and len(of_type(recs, ".account")) == directory
+              and len(of_type(recs, ".entitlement")) ==
+              len(of_type(st.records("full-1"), ".entitlement")), (res, fired))
+
+        # ---- two runs of one scope: the second waits for the first's lease ---------------
+        st.control("PUT", "/faults", [{"path": "/scim/directory/*/Users", "method": "GET",
+                                       "kind": "latency", "latency_ms": 150}])
+        first = st.request("busy-1", "full", ["accounts"], scope="busy")
+        second = st.request("busy-2", "full", ["accounts"], scope="busy")
+        r1, r2 = st.result(first), st.result(second)
+        st.control("PUT", "/faults", [])
+        b1, b2 = of_type(st.records("busy-1"), ".completed"), of_type(st.records("busy-2"),
+                                                                     ".completed")
+        check("one scope, two runs: both complete, one after the other",
+              r1.get("status") == r2.get("status") == "succeeded" and len(b1) == len(b2) == 1
+              and (b1[0]["data"]["completedAt"] <= b2[0]["data"]["startedAt"]
+                   or b2[0]["data"]["completedAt"] <= b1[0]["data"]["startedAt"])
+              and max(r1.get("attempts", 0), r2.get("attempts", 0)) >= 2, (r1, r2))
+
+        def checkpoint_at(recon_id, page):
+            def get():
+                out = subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "GET",
+                                      "jiraprov:recon:{demo}:run:" + recon_id],
+                                     capture_output=True, text=True, timeout=10).stdout.strip()
+                try:
+                    c = json.loads(out)
+                except ValueError:
+                    return None
+                return c if c["phase"] == "accounts" and c["page"] >= page else None
+            return get
+
+        def lease_keys():
+            return subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "--scan", "--pattern",
+                                   "jiraprov:recon:{demo}:lease:*"], capture_output=True,
+                                  text=True, timeout=10).stdout.split()
+
+        # ---- SIGTERM suspends a run; the next worker resumes it ---------------------------
         st.control("PUT", "/faults", [{"path": "/scim/directory/*/Users", "method": "GET",
                                        "kind": "latency", "latency_ms": 300}])
-        kill_ev = st.request("resume-1", "full", ["accounts"], scope="resume-test")
+        susp_ev = st.request("suspend-1", "full", ["accounts"], scope="suspend-test")
+        check("the run to suspend checkpointed",
+              e2e.wait_for("a checkpoint two pages in", checkpoint_at("suspend-1", 2), timeout=60))
+        t0 = time.monotonic()
+        w1.terminate()
+        check("SIGTERM: the worker suspends the run and exits 0 at once",
+              w1.wait(timeout=30) == 0 and time.monotonic() - t0 < 10
+              and "the worker is stopping; the run resumes" in open(w1_log).read(),
+              time.monotonic() - t0)
+        check("SIGTERM: the run's lease is given back", not lease_keys(), lease_keys())
+        check("SIGTERM: no result for the suspended request yet",
+              susp_ev not in e2e.results_by_id(env))
+        st.control("PUT", "/faults", [{"path": "/scim/directory/*/Users", "method": "GET",
+                                       "kind": "latency", "latency_ms": 300}])
+        w1, w1_log = start_worker("worker-1b")
+        res = st.result(susp_ev, timeout=60)
+        check("the suspended run resumes on the next worker and completes",
+              res.get("status") == "succeeded" and "resumed" in res.get("detail", ""), res)
+        check_run_shape("suspended and resumed", st.records("suspend-1"))
 
-        def checkpoint():
-            out = subprocess.run(["redis-cli", "-u", env["REDIS_URL"], "GET",
-                                  "jiraprov:recon:{demo}:run:resume-1"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip()
-            try:
-                c = json.loads(out)
-            except ValueError:
-                return None
-            return c if c["phase"] == "accounts" and c["page"] >= 3 else None
-        ck = e2e.wait_for("a checkpoint three pages in", checkpoint, timeout=60)
+        # ---- a worker killed mid-run; another resumes from the checkpoint -----------------
+        kill_ev = st.request("resume-1", "full", ["accounts"], scope="resume-test")
+        ck = e2e.wait_for("a checkpoint three pages in", checkpoint_at("resume-1", 3), timeout=60)
         check("the run checkpointed mid-way", ck is not None)
         w1.send_signal(signal.SIGKILL)
         w1.wait(timeout=30)
@@ -393,9 +457,11 @@ def main():
         done = check_run_shape("resumed", recs)
         items = items_of(recs)
         repeats = len(items) - len({r["data"]["seq"] for r in items})
+        say(f"resumed at {ck and ck['seq']}: {len(before)} item records before the kill, "
+            f"{repeats} published again (same seq), {len(latest(items))} in all")
         check("resumed: every account once by seq, repeats with the same seq",
               sorted(r["data"]["accountId"] for r in latest(items)) ==
-              sorted(u for u in (set(scim_users) - {acc(5)}) | {acc(6)}),
+              sorted((set(scim_users) - {acc(5)}) | {acc(6)}),
               (len(latest(items)), len(before), repeats))
         check("resumed: published before the kill, then continued (not restarted)",
               0 < len(before) < len(latest(items)) and repeats < len(before),
@@ -419,6 +485,7 @@ def main():
             say(f"--- tail of {log}")
             print("".join(open(log).readlines()[-25:]))
         return 1
+    shutil.rmtree(tmp, ignore_errors=True)
     say("all checks passed")
     return 0
 
