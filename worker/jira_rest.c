@@ -1075,6 +1075,7 @@ static jp_err_t role_actor(const json_t *a, const char *path, jp_jira_role_t *r,
             r->groups[r->group_count++] = val;
         } else {
             free(name);
+            free(val);
         }
     }
     free(type);
