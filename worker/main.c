@@ -115,6 +115,24 @@ static void render_metrics(const jp_pipeline_stats_t *s, jp_httpd_reply_t *r)
             (unsigned long long)s->retries, (unsigned long long)s->publish_errors,
             (unsigned long long)s->redis_errors, (unsigned long long)s->held,
             (unsigned long long)s->parked, s->paused, s->assigned, s->redis_up);
+    fprintf(f,
+            "# HELP jiraprov_recon_runs Reconciliation runs under way.\n"
+            "# TYPE jiraprov_recon_runs gauge\n"
+            "jiraprov_recon_runs %llu\n"
+            "# TYPE jiraprov_recon_runs_started_total counter\n"
+            "jiraprov_recon_runs_started_total %llu\n"
+            "# TYPE jiraprov_recon_runs_completed_total counter\n"
+            "jiraprov_recon_runs_completed_total %llu\n"
+            "# HELP jiraprov_recon_records_total Reconciliation records delivered.\n"
+            "# TYPE jiraprov_recon_records_total counter\n"
+            "jiraprov_recon_records_total %llu\n"
+            "# TYPE jiraprov_recon_jira_calls_total counter\n"
+            "jiraprov_recon_jira_calls_total %llu\n"
+            "# TYPE jiraprov_recon_jira_retries_total counter\n"
+            "jiraprov_recon_jira_retries_total %llu\n",
+            (unsigned long long)s->recon.running, (unsigned long long)s->recon.started,
+            (unsigned long long)s->recon.completed, (unsigned long long)s->recon.records,
+            (unsigned long long)s->recon.calls, (unsigned long long)s->recon.retries);
     fclose(f);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->body = buf;

@@ -756,6 +756,14 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->assigned = atomic_load(&m->st.assigned);
     out->redis_up = atomic_load(&m->st.redis_up);
     out->stopping = atomic_load(&m->st.stopping);
+    jp_recon_stats_t rs;
+    jp_recon_stats(m->recon, &rs);
+    out->recon.running = rs.running;
+    out->recon.started = rs.started;
+    out->recon.completed = rs.completed;
+    out->recon.records = rs.records;
+    out->recon.calls = rs.calls;
+    out->recon.retries = rs.retries;
 }
 
 static jp_redis_t *redis_new(jp_pipeline_t *p, char *errstr, size_t errstr_size)

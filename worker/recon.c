@@ -22,6 +22,7 @@
 #include "jiraprov/record.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1645,14 +1646,21 @@ void jp_recon_destroy(jp_recon_t *r)
 
 size_t jp_recon_in_flight(const jp_recon_t *r)
 {
-    return r ? r->in_flight : 0;
+    return r ? atomic_load(&((jp_recon_t *)r)->in_flight) : 0;
 }
 
 void jp_recon_stats(const jp_recon_t *r, jp_recon_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (r)
-        *out = r->st;
+    if (!r)
+        return;
+    jp_recon_t *m = (jp_recon_t *)r; /* atomics are only read */
+    out->running = atomic_load(&m->in_flight);
+    out->started = atomic_load(&m->st.started);
+    out->completed = atomic_load(&m->st.completed);
+    out->records = atomic_load(&m->st.records);
+    out->calls = atomic_load(&m->st.calls);
+    out->retries = atomic_load(&m->st.retries);
 }
 
 void jp_recon_suspend(jp_recon_t *r)

@@ -45,8 +45,10 @@ struct jp_recon {
     char token[160]; /* lease owner: instance id and a per-process random part */
     jp_redis_script_t *s_lease, *s_ckpt, *s_removed, *s_finish, *s_release;
     jp_recon_run_t *runs;
-    size_t in_flight;
-    jp_recon_stats_t st;
+    _Atomic size_t in_flight;
+    struct {
+        _Atomic uint64_t started, completed, records, calls, retries;
+    } st; /* read by jp_recon_stats from any thread */
     bool destroying;
 };
 

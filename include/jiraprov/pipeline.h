@@ -42,6 +42,9 @@ typedef struct jp_pipeline_stats {
     uint64_t redis_errors;
     uint64_t held; /* items held: buffered, running or parked */
     uint64_t parked;
+    struct {
+        uint64_t running, started, completed, records, calls, retries;
+    } recon; /* reconciliation runs (jp_recon_stats) */
     int paused;
     int assigned; /* partitions assigned */
     int redis_up;

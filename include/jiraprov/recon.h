@@ -138,8 +138,10 @@ void jp_recon_suspend(jp_recon_t *r);
 /* Runs started and not yet called back. */
 size_t jp_recon_in_flight(const jp_recon_t *r);
 
+/* Counters for metrics; jp_recon_stats may be called from any thread (relaxed atomics). */
 typedef struct jp_recon_stats {
-    uint64_t started;   /* runs started or resumed (jp_recon_start calls that ran) */
+    uint64_t running;   /* runs started and not yet called back */
+    uint64_t started;   /* runs that took their lease and started or resumed */
     uint64_t completed; /* runs that published `completed` */
     uint64_t records;   /* account and entitlement records delivered */
     uint64_t calls;     /* Jira calls sent */
