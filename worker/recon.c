@@ -433,6 +433,8 @@ static void call_wait(jp_recon_run_t *run, jp_recon_call_t *c, int64_t due_ms)
     timer_arm(run);
 }
 
+/* Every answer to a run's Jira call arrives here (what a shared limiter observes: status,
+ * Retry-After, RateLimit-Reason). */
 static void on_http(const jp_http_resp_t *resp, void *opaque)
 {
     jp_recon_call_t *c = opaque;
@@ -484,10 +486,10 @@ static void call_send(jp_recon_run_t *run, jp_recon_call_t *c)
     }
 }
 
-/* When a call may go. The shared per-site rate limiter (jp_limiter_acquire, lane
- * "reconciliation") belongs here: every Jira call of a run passes this one point. Until it is
- * in place, a run paces itself to the site's GET budget (rate_limits.get_per_s), every call
- * of a run being a GET. */
+/* When a call may go: every send of a run, first or retry, passes this one point. The shared
+ * per-site rate limiter (jp_limiter_acquire, lane "reconciliation") belongs here (its DEFER:
+ * call_wait() and come back through here). Until it is in place, a run paces itself to the
+ * site's GET budget (rate_limits.get_per_s), every call of a run being a GET. */
 static void call_admit(jp_recon_run_t *run, jp_recon_call_t *c)
 {
     c->paced = true;

@@ -158,8 +158,10 @@ struct jp_recon_run {
 
 int64_t jp_recon__wall_ms(void);
 
-/* THE function every Jira call of a run goes through (req stolen; build errors are passed in
- * as err/errstr and fail the run). */
+/* Every Jira call of a run starts here (req stolen; build errors are passed in as err/errstr
+ * and fail the run). Each send, the first and every retry, is then admitted by call_admit()
+ * in recon.c: the one place for the shared rate limiter's acquire; on_http() is the one place
+ * every answer arrives (for its observe). */
 void jp_recon__call(jp_recon_run_t *run, jp_err_t err, jp_jira_req_t *req, const char *errstr,
                     jp_recon__step_t *step, int64_t index);
 /* true for a 2xx answer to c; otherwise fails the run with the classified failure. */
