@@ -576,7 +576,7 @@ static const field_t audit_fields[] = {
 static const field_t recon_fields[] = {
     {.key = "key", .type = FT_ATTR, .off = CF(recon.key), .def = "email", .choices = idhub_attrs},
     F_I("page_concurrency", CF(recon.page_concurrency), "4", 1, 16),
-    F_I("members_per_record", CF(recon.members_per_record), "1000", 50, 10000),
+    F_I("members_per_record", CF(recon.members_per_record), "1000", 50, 4000),
     F_I("lease_s", CF(recon.lease_s), "15", 2, 3600),
 };
 

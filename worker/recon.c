@@ -1426,10 +1426,10 @@ static void on_lease(jp_redis_t *rd, const redisReply *reply, jp_err_t err, cons
             jp_log_ctx_t ctx = run_ctx(run);
             run->r->st.started++;
             jp_log(JP_LOG_INFO, COMPONENT, &ctx,
-                   "reconciliation %s (%s, site %s, scope %s) %s at %s, seq %lld", ck->def.recon_id,
-                   jp_recon_mode_name(ck->def.mode), ck->def.site, ck->def.scope,
+                   "reconciliation %s (%s, site %s, scope %s) %s at %s, seq %lld, attempt %d",
+                   ck->def.recon_id, jp_recon_mode_name(ck->def.mode), ck->def.site, ck->def.scope,
                    run->resumed ? "resumed" : "started", jp_recon_phase_name(ck->phase),
-                   (long long)ck->seq);
+                   (long long)ck->seq, run->attempt);
             if (!run->resumed) {
                 /* A fresh run: no state of an earlier attempt without a checkpoint counts. */
                 jp_recon_batch_t *b = jp_recon__batch_open(run);
@@ -1672,7 +1672,9 @@ void jp_recon_suspend(jp_recon_t *r)
     jp_recon_run_t *next;
     for (jp_recon_run_t *run = r->runs; run; run = next) {
         next = run->next;
-        if (run->ending)
+        /* A run in COMPLETING reads nothing more from Jira; stopping it could leave its
+         * `completed` published but not marked, to be published again by the next owner. */
+        if (run->ending || run->ck.phase == JP_RECON_PHASE_COMPLETING)
             continue;
         run_ref(run);
         jp_recon__fail(run, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, "suspended",

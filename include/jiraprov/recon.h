@@ -132,7 +132,8 @@ jp_err_t jp_recon_start(jp_recon_t *r, const jp_event_t *ev, int attempt, jp_rec
                         void *opaque, char *errstr, size_t errstr_size);
 
 /* For a graceful stop: every run stops starting Jira calls, settles what is under way and ends
- * RETRY "suspended" (its lease given back, so the next owner resumes at once). */
+ * RETRY "suspended" (its lease given back, so the next owner resumes at once). A run already
+ * completing (no Jira call left) is let finish, so that its `completed` is marked. */
 void jp_recon_suspend(jp_recon_t *r);
 
 /* Runs started and not yet called back. */

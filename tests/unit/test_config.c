@@ -570,7 +570,7 @@ START_TEST(error_mapping)
                  "or from_jira), got \"jobTitle\" (not mapped)");
     expect_error(BASE "recon:\n  members_per_record: 10\n",
                  "t.yaml:13:23: recon.members_per_record: expected an integer between 50 and "
-                 "10000, got \"10\"");
+                 "4000, got \"10\"");
 }
 END_TEST
 
