@@ -1409,13 +1409,12 @@ static void on_lease(jp_redis_t *rd, const redisReply *reply, jp_err_t err, cons
             reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : -1;
         const char *holder =
             reply->element[2]->type == REDIS_REPLY_STRING ? reply->element[2]->str : "?";
-        const char *sp = strchr(holder, ' ');
+        size_t n = strcspn(holder, " ");
         run->lease_held = false;
         jp_recon__fail(run, JP_OUTCOME_RETRY, JP_CLASS_RETRIABLE, was_held ? "lease_lost" : "busy",
-                       "scope \"%s\" of site %s is %s reconciliation %s (another worker); %lld ms "
-                       "left on its lease",
-                       run->ck.def.scope, run->ck.def.site, was_held ? "now held by" : "held by",
-                       sp ? sp + 1 : holder, pttl);
+                       "reconciliation %s %s another worker (%.*s); %lld ms left on its lease",
+                       run->ck.def.recon_id, was_held ? "was taken over by" : "runs on", (int)n,
+                       holder, pttl);
         if (!was_held)
             run->out->retry_after_ms = pttl > 0 ? pttl : 1000;
     } else {
@@ -1475,7 +1474,7 @@ static bool scope_keys(jp_recon_run_t *run)
     run->lease_value = malloc(n);
     if (run->lease_value)
         snprintf(run->lease_value, n, "%s %s", r->token, run->ck.def.recon_id);
-    run->k_lease = key_of(r, run->ck.def.site, "lease", hash);
+    run->k_lease = key_of(r, run->ck.def.site, "lease", run->ck.def.recon_id);
     run->k_fp = key_of(r, run->ck.def.site, "fp", hash);
     return run->lease_value && run->k_lease && run->k_fp;
 }

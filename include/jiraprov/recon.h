@@ -43,8 +43,9 @@
  * runs lives in one cluster slot):
  *   P recon:{S}:run:<reconId>     string: the checkpoint (jp_recon_ckpt_encode), TTL
  *                                 worker.outcome_ttl_s, written after the deliveries it covers
- *   P recon:{S}:lease:<scopehash> "<token> <reconId>", PX recon.lease_s: one run per scope at a
- *                                 time, renewed while the run lives
+ *   P recon:{S}:lease:<reconId>   "<token> <reconId>", PX recon.lease_s: the worker that runs it
+ *                                 (a run is never run by two workers at once), renewed while the
+ *                                 run lives
  *   P recon:{S}:fp:<scopehash>    hash: item field -> 8-byte fingerprint + identity (the last
  *                                 completed full/incremental run's view; jp_recon_fp_value)
  *   P recon:{S}:seen:<reconId>    hash: the same for this run (becomes fp:<scopehash> at the end)
@@ -120,7 +121,7 @@ typedef void jp_recon_cb(jp_outcome_t *outcome, void *opaque);
  *               jira.reconId);
  *   SKIPPED     the reconId already completed (an earlier request ran it): nothing published,
  *               detail says how it ended;
- *   RETRY       another worker holds the scope (retry_after_ms: until its lease ends), a page
+ *   RETRY       another worker holds the run (retry_after_ms: until its lease ends), a page
  *               kept failing, Redis or Kafka failed, or the run was suspended: the checkpoint
  *               is kept and the next start resumes from it;
  *   QUARANTINE  Jira answered 401/403;

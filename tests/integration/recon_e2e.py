@@ -396,20 +396,22 @@ def main():
               and len(of_type(recs, ".entitlement")) ==
               len(of_type(st.records("full-1"), ".entitlement")), (res, fired))
 
-        # ---- two runs of one scope: the second waits for the first's lease ---------------
+        # ---- two runs of one scope at once: both complete, the baseline stays right -------
         st.control("PUT", "/faults", [{"path": "/scim/directory/*/Users", "method": "GET",
                                        "kind": "latency", "latency_ms": 150}])
         first = st.request("busy-1", "full", ["accounts"], scope="busy")
-        second = st.request("busy-2", "full", ["accounts"], scope="busy")
+        second = st.request("busy-2", "incremental", ["accounts"], scope="busy")
         r1, r2 = st.result(first), st.result(second)
         st.control("PUT", "/faults", [])
         b1, b2 = of_type(st.records("busy-1"), ".completed"), of_type(st.records("busy-2"),
                                                                      ".completed")
-        check("one scope, two runs: both complete, one after the other",
+        ev = st.request("busy-3", "incremental", ["accounts"], scope="busy")
+        st.result(ev)
+        check("one scope, two runs at once: both complete, and the next finds nothing new",
               r1.get("status") == r2.get("status") == "succeeded" and len(b1) == len(b2) == 1
-              and (b1[0]["data"]["completedAt"] <= b2[0]["data"]["startedAt"]
-                   or b2[0]["data"]["completedAt"] <= b1[0]["data"]["startedAt"])
-              and max(r1.get("attempts", 0), r2.get("attempts", 0)) >= 2, (r1, r2))
+              and b1[0]["data"]["startedAt"] < b2[0]["data"]["completedAt"]
+              and b2[0]["data"]["startedAt"] < b1[0]["data"]["completedAt"]
+              and not items_of(st.records("busy-3")), (r1, r2, b1, b2))
 
         def checkpoint_at(recon_id, page):
             def get():
