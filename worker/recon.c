@@ -32,14 +32,15 @@
 
 /* Lua scripts (keys under the site's hash tag, so each runs in one cluster slot). */
 
-/* KEYS[1] lease; ARGV[1] "<token> <reconId>", ARGV[2] ttl ms.
- * {1} taken or renewed; {0, pttl, holder} held by someone else. */
-static const char LUA_LEASE[] = "local v = redis.call('GET', KEYS[1])\n"
+/* KEYS: lease, baseline generation; ARGV[1] "<token> <reconId>", ARGV[2] ttl ms.
+ * {1, 0, "", generation} taken or renewed; {0, pttl, holder, generation} held by another. */
+static const char LUA_LEASE[] = "local g = redis.call('GET', KEYS[2]) or '0'\n"
+                                "local v = redis.call('GET', KEYS[1])\n"
                                 "if (not v) or v == ARGV[1] then\n"
                                 "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                                "  return {1, 0, ''}\n"
+                                "  return {1, 0, '', g}\n"
                                 "end\n"
-                                "return {0, redis.call('PTTL', KEYS[1]), v}\n";
+                                "return {0, redis.call('PTTL', KEYS[1]), v, g}\n";
 
 /* KEYS: lease, run, seen, match; ARGV: lease value, lease ttl ms, checkpoint, ttl s.
  * Writes the checkpoint unless another run holds the lease (and renews ours). */
@@ -65,23 +66,27 @@ static const char LUA_REMOVED[] =
     "end\n"
     "return {r[1], out}\n";
 
-/* KEYS: done, run, seen, fp, match, lease; ARGV: done value, ttl s, lease value, track.
- * 1: this call marked the run done; 0: it was already (nothing else is changed then but the
- * clean-up). */
+/* KEYS: done, run, seen, fp, match, lease, baseline generation; ARGV: done value, ttl s,
+ * lease value, track, the generation the run diffed against.
+ * {first, moved}: first = this call marked the run done (otherwise only the clean-up is done);
+ * moved = the run's fingerprints became the scope's baseline, which happens only if no other
+ * run of the scope moved it since this one started (its diffs were against that baseline). */
 static const char LUA_FINISH[] =
     "local first = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])\n"
-    "if first and ARGV[4] == '1' then\n"
+    "local moved = 0\n"
+    "if first and ARGV[4] == '1' and (redis.call('GET', KEYS[7]) or '0') == ARGV[5] then\n"
     "  if redis.call('EXISTS', KEYS[3]) == 1 then\n"
     "    redis.call('RENAME', KEYS[3], KEYS[4])\n"
     "    redis.call('PERSIST', KEYS[4])\n"
     "  else\n"
     "    redis.call('DEL', KEYS[4])\n"
     "  end\n"
+    "  redis.call('INCR', KEYS[7])\n"
+    "  moved = 1\n"
     "end\n"
     "redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])\n"
     "if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end\n"
-    "if first then return 1 end\n"
-    "return 0\n";
+    "return {first and 1 or 0, moved}\n";
 
 /* KEYS[1] lease; ARGV[1] our value. */
 static const char LUA_RELEASE[] =
@@ -160,6 +165,7 @@ static void run_free(jp_recon_run_t *run)
     free(run->k_match);
     free(run->k_lease);
     free(run->k_fp);
+    free(run->k_gen);
     free(run->lease_value);
     if (run->timer) {
         uv_timer_stop(run->timer);
@@ -1324,16 +1330,22 @@ static void on_finish(jp_redis_t *rd, const redisReply *reply, jp_err_t err, con
     (void)rd;
     jp_recon_run_t *run = opaque;
     if (!jp_recon__stopped(run)) {
-        if (err != JP_OK || reply->type != REDIS_REPLY_INTEGER) {
+        if (err != JP_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
             fail_redis(run, "marking the run done", err ? errstr : "unexpected reply");
         } else {
             char counts[256];
             jp_recon_ckpt_t *ck = &run->ck;
             counts_text(&ck->counts, counts, sizeof(counts));
-            char detail[512];
-            snprintf(detail, sizeof(detail), "completed (%s%s) in %lld ms: %s",
+            bool moved =
+                reply->element[1]->type == REDIS_REPLY_INTEGER && reply->element[1]->integer == 1;
+            char detail[640];
+            snprintf(detail, sizeof(detail), "completed (%s%s) in %lld ms: %s%s",
                      jp_recon_mode_name(ck->def.mode), run->resumed ? ", resumed" : "",
-                     (long long)ck->duration_ms, counts);
+                     (long long)ck->duration_ms, counts,
+                     jp_recon_def_tracks(&ck->def) && !moved
+                         ? "; another run of the scope completed meanwhile and keeps the "
+                           "baseline"
+                         : "");
             free(run->out->detail);
             run->out->detail = strdup(detail);
             run->out->status = JP_OUTCOME_SUCCEEDED;
@@ -1362,13 +1374,15 @@ static void finish(jp_recon_run_t *run)
         jp_recon__fail(run, JP_OUTCOME_RETRY, JP_CLASS_FATAL, "out_of_memory", "out of memory");
         return;
     }
-    char ttl[32], why[256];
+    char ttl[32], base[32], why[256];
     snprintf(ttl, sizeof(ttl), "%d", r->cfg->worker.outcome_ttl_s);
-    const char *keys[] = {run->k_done, run->k_run,   run->k_seen,
-                          run->k_fp,   run->k_match, run->k_lease};
-    const char *args[] = {text, ttl, run->lease_value, jp_recon_def_tracks(&ck->def) ? "1" : "0"};
+    snprintf(base, sizeof(base), "%lld", (long long)ck->base);
+    const char *keys[] = {run->k_done,  run->k_run,   run->k_seen, run->k_fp,
+                          run->k_match, run->k_lease, run->k_gen};
+    const char *args[] = {text, ttl, run->lease_value, jp_recon_def_tracks(&ck->def) ? "1" : "0",
+                          base};
     jp_err_t err =
-        jp_redis_evalsha(r->redis, r->s_finish, on_finish, run, 6, keys, 4, args, why, sizeof(why));
+        jp_redis_evalsha(r->redis, r->s_finish, on_finish, run, 7, keys, 5, args, why, sizeof(why));
     free(text);
     if (err != JP_OK) {
         fail_redis(run, "marking the run done", why);
@@ -1401,7 +1415,7 @@ static void on_lease(jp_redis_t *rd, const redisReply *reply, jp_err_t err, cons
         return;
     }
     bool was_held = run->lease_held;
-    if (err != JP_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+    if (err != JP_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER) {
         fail_redis(run, "taking the run's lease", err ? errstr : "unexpected reply");
     } else if (reply->element[0]->integer != 1) {
@@ -1430,7 +1444,11 @@ static void on_lease(jp_redis_t *rd, const redisReply *reply, jp_err_t err, cons
                    run->resumed ? "resumed" : "started", jp_recon_phase_name(ck->phase),
                    (long long)ck->seq, run->attempt);
             if (!run->resumed) {
-                /* A fresh run: no state of an earlier attempt without a checkpoint counts. */
+                /* A fresh run diffs against the baseline as it is now (a resumed run keeps
+                 * the generation it started with). */
+                const redisReply *g = reply->element[3];
+                ck->base = g->type == REDIS_REPLY_STRING ? strtoll(g->str, NULL, 10) : 0;
+                /* No state of an earlier attempt without a checkpoint counts. */
                 jp_recon_batch_t *b = jp_recon__batch_open(run);
                 const char *argv[] = {"DEL", run->k_seen, run->k_match};
                 if (b)
@@ -1449,9 +1467,9 @@ static void lease_send(jp_recon_run_t *run)
     jp_recon_t *r = run->r;
     char ms[32], why[256];
     snprintf(ms, sizeof(ms), "%d", r->cfg->recon.lease_s * 1000);
-    const char *keys[] = {run->k_lease};
+    const char *keys[] = {run->k_lease, run->k_gen};
     const char *args[] = {run->lease_value, ms};
-    if (jp_redis_evalsha(r->redis, r->s_lease, on_lease, run, 1, keys, 2, args, why, sizeof(why)) !=
+    if (jp_redis_evalsha(r->redis, r->s_lease, on_lease, run, 2, keys, 2, args, why, sizeof(why)) !=
         JP_OK) {
         fail_redis(run, "taking the run's lease", why);
         return;
@@ -1476,7 +1494,8 @@ static bool scope_keys(jp_recon_run_t *run)
         snprintf(run->lease_value, n, "%s %s", r->token, run->ck.def.recon_id);
     run->k_lease = key_of(r, run->ck.def.site, "lease", run->ck.def.recon_id);
     run->k_fp = key_of(r, run->ck.def.site, "fp", hash);
-    return run->lease_value && run->k_lease && run->k_fp;
+    run->k_gen = key_of(r, run->ck.def.site, "fpgen", hash);
+    return run->lease_value && run->k_lease && run->k_fp && run->k_gen;
 }
 
 static void on_ckpt_loaded(jp_redis_t *rd, const redisReply *reply, jp_err_t err,

@@ -122,7 +122,7 @@ struct jp_recon_run {
     jp_recon_ckpt_t ck;
 
     /* Redis keys. */
-    char *k_run, *k_done, *k_seen, *k_match, *k_lease, *k_fp;
+    char *k_run, *k_done, *k_seen, *k_match, *k_lease, *k_fp, *k_gen;
     char *lease_value;
     bool lease_held;
 

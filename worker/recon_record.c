@@ -249,13 +249,13 @@ char *jp_recon_ckpt_encode(const jp_recon_ckpt_t *c)
         json_object_set_new(def, "correlationid", json_string(d->correlationid));
     if (d->filter)
         json_object_set(def, "filter", d->filter);
-    json_t *j =
-        json_pack("{s:i, s:o, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:I, s:I, s:I}", "v", 1,
-                  "def", def, "phase", jp_recon_phase_name(c->phase), "page", (json_int_t)c->page,
-                  "item", (json_int_t)c->item, "sub", (json_int_t)c->sub, "part",
-                  (json_int_t)c->part, "scan", c->scan, "seq", (json_int_t)c->seq, "counts",
-                  counts_json(&c->counts), "startedMs", (json_int_t)c->started_ms, "completedMs",
-                  (json_int_t)c->completed_ms, "durationMs", (json_int_t)c->duration_ms);
+    json_t *j = json_pack(
+        "{s:i, s:o, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:o, s:I, s:I, s:I}", "v", 1, "def",
+        def, "phase", jp_recon_phase_name(c->phase), "page", (json_int_t)c->page, "item",
+        (json_int_t)c->item, "sub", (json_int_t)c->sub, "part", (json_int_t)c->part, "scan",
+        c->scan, "seq", (json_int_t)c->seq, "base", (json_int_t)c->base, "counts",
+        counts_json(&c->counts), "startedMs", (json_int_t)c->started_ms, "completedMs",
+        (json_int_t)c->completed_ms, "durationMs", (json_int_t)c->duration_ms);
     if (!j)
         return NULL;
     char *s = json_dumps(j, JSON_COMPACT);
@@ -368,7 +368,7 @@ jp_err_t jp_recon_ckpt_decode(const char *text, size_t len, jp_recon_ckpt_t *out
         err = bad(errstr, errstr_size, "phase: unknown");
     else if (!get_count(j, "page", 0, &out->page) || !get_count(j, "item", 0, &out->item) ||
              !get_count(j, "sub", 0, &out->sub) || !get_count(j, "part", 1, &out->part) ||
-             !get_count(j, "seq", 1, &out->seq) ||
+             !get_count(j, "seq", 1, &out->seq) || !get_count(j, "base", 0, &out->base) ||
              !get_count(j, "startedMs", 0, &out->started_ms) ||
              !get_count(j, "completedMs", 0, &out->completed_ms) ||
              !get_count(j, "durationMs", 0, &out->duration_ms))

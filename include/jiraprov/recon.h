@@ -48,7 +48,10 @@
  *                                 run lives
  *   P recon:{S}:fp:<scopehash>    hash: item field -> 8-byte fingerprint + identity (the last
  *                                 completed full/incremental run's view; jp_recon_fp_value)
- *   P recon:{S}:seen:<reconId>    hash: the same for this run (becomes fp:<scopehash> at the end)
+ *   P recon:{S}:fpgen:<scopehash> integer: the baseline's generation, moved by each run that
+ *                                 replaces the baseline
+ *   P recon:{S}:seen:<reconId>    hash: the same for this run (becomes fp:<scopehash> at the end
+ *                                 unless another run of the scope moved the baseline meanwhile)
  *   P recon:{S}:match:<reconId>   set: accountIds a filtered run selected (for memberships)
  *   P recon:{S}:done:<reconId>    string: how the run ended (JSON), TTL worker.outcome_ttl_s
  * <scopehash> is 32 hex digits of SHA-256 of the scope (jp_recon_scope_hash).
@@ -212,7 +215,8 @@ typedef struct jp_recon_ckpt {
     jp_recon_phase_t phase;
     int64_t page, item, sub, part;
     char scan[32];
-    int64_t seq; /* the next sequence number */
+    int64_t seq;  /* the next sequence number */
+    int64_t base; /* the baseline generation the run diffs against (full, incremental) */
     jp_recon_counts_t counts;
     int64_t started_ms;
     int64_t completed_ms; /* completing: the run's end as `completed` reports it */

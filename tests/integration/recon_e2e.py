@@ -412,6 +412,9 @@ def main():
               and b1[0]["data"]["startedAt"] < b2[0]["data"]["completedAt"]
               and b2[0]["data"]["startedAt"] < b1[0]["data"]["completedAt"]
               and not items_of(st.records("busy-3")), (r1, r2, b1, b2))
+        check("... the first to complete set the baseline, the other left it (it had diffed "
+              "against the older one)",
+              sum("keeps the baseline" in r.get("detail", "") for r in (r1, r2)) == 1, (r1, r2))
 
         def checkpoint_at(recon_id, page):
             def get():

@@ -213,6 +213,7 @@ START_TEST(ckpt_round_trip)
     c.sub = 40;
     c.part = 3;
     c.seq = 123456;
+    c.base = 42;
     c.counts = (jp_recon_counts_t){1000, 900, 50, 7, 2};
     snprintf(c.scan, sizeof c.scan, "98304");
     c.completed_ms = NOW + 5000;
@@ -226,6 +227,7 @@ START_TEST(ckpt_round_trip)
     ck_assert_int_eq(back.sub, 40);
     ck_assert_int_eq(back.part, 3);
     ck_assert_int_eq(back.seq, 123456);
+    ck_assert_int_eq(back.base, 42);
     ck_assert_int_eq(back.counts.read, 1000);
     ck_assert_int_eq(back.counts.emitted, 900);
     ck_assert_int_eq(back.counts.unchanged, 50);
@@ -266,6 +268,7 @@ START_TEST(ckpt_refuses_what_it_did_not_write)
         {"\"v\":1", "\"v\":2", "v:"},
         {"\"phase\":\"start\"", "\"phase\":\"middle\"", "phase"},
         {"\"seq\":1", "\"seq\":0", "seq"},
+        {"\"base\":0", "\"base\":\"0\"", "seq"},
         {"\"scan\":\"0\"", "\"scan\":\"0;DEL\"", "scan"},
         {"\"mode\":\"filtered\"", "\"mode\":\"full\"", "filter"},
         {"\"reconId\":\"r:9\"", "\"reconId\":\"r 9\"", "reconId"},
