@@ -611,6 +611,13 @@ static const field_t audit_fields[] = {
     F_B("unkeyed", CF(audit.unkeyed), "false"),
 };
 
+static const field_t recon_fields[] = {
+    {.key = "key", .type = FT_ATTR, .off = CF(recon.key), .def = "email", .choices = idhub_attrs},
+    F_I("page_concurrency", CF(recon.page_concurrency), "4", 1, 16),
+    F_I("members_per_record", CF(recon.members_per_record), "1000", 50, 4000),
+    F_I("lease_s", CF(recon.lease_s), "15", 2, 3600),
+};
+
 static const field_t site_fields[] = {
     F_S("name", FT_SITENAME, SF(name), F_REQUIRED, NULL),
     F_S("jira_url", FT_URL, SF(jira_url), F_REQUIRED, NULL),
@@ -677,6 +684,7 @@ static const section_t sections[] = {
     {"http", http_fields, NFIELDS(http_fields), 0},
     {"log", log_fields, NFIELDS(log_fields), 0},
     {"audit", audit_fields, NFIELDS(audit_fields), 0},
+    {"recon", recon_fields, NFIELDS(recon_fields), 0},
 };
 
 static bool is_string_type(ftype_t t)
@@ -1580,6 +1588,22 @@ static jp_err_t cross_checks(ld_t *ld, const node_t *root)
                         "once");
         cfg->redis.password = ld->url_password;
         ld->url_password = NULL;
+    }
+    const jp_config_mapping_t *key = NULL;
+    for (size_t i = 0; i < cfg->mapping_count; i++)
+        if (!strcmp(cfg->mapping[i].idhub, cfg->recon.key))
+            key = &cfg->mapping[i];
+    if (!key || key->direction == JP_CONFIG_DIR_TO_JIRA) {
+        const node_t *recon = map_get(root, "recon");
+        const node_t *at = map_get(recon, "key");
+        return fail(ld, JP_ERR_INVALID,
+                    at      ? at
+                    : recon ? recon
+                            : root,
+                    "recon.key",
+                    "expected an attribute mapped from Jira (direction both or from_jira), got "
+                    "\"%s\"%s",
+                    cfg->recon.key, key ? " (mapped to_jira only)" : " (not mapped)");
     }
     if (!*cfg->worker.instance_id) {
         char host[256] = "";

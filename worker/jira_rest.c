@@ -121,6 +121,44 @@ jp_err_t jp_jira_group_members_page(const jp_site_t *site, const char *group_id,
     return jp_jira__bld_finish(&b, NULL, NULL, JP_JIRA__IDEMPOTENT, out);
 }
 
+/* start_at and max_results of a paged REST list. */
+static void page_args(jp_jira__bld_t *b, long start_at, long max_results, long max)
+{
+    if (jp_jira__bld_ok(b) && (start_at < 0 || start_at > INT32_MAX))
+        jp_jira__bld_fail(b, JP_ERR_INVALID, "startAt must be between 0 and %d, got %ld", INT32_MAX,
+                          start_at);
+    if (jp_jira__bld_ok(b) && (max_results < 1 || max_results > max))
+        jp_jira__bld_fail(b, JP_ERR_INVALID, "maxResults must be between 1 and %ld, got %ld", max,
+                          max_results);
+}
+
+jp_err_t jp_jira_groups_page(const jp_site_t *site, long start_at, long max_results,
+                             jp_jira_req_t **out, char *errstr, size_t errstr_size)
+{
+    jp_jira__bld_t b;
+    jp_jira__bld_init(&b, site, JP_JIRA_API_REST, JP_HTTP_GET, "rest.group.bulk", errstr,
+                      errstr_size);
+    page_args(&b, start_at, max_results, JP_JIRA_MEMBER_PAGE_MAX);
+    jp_jira__bld_path(&b, "/group/bulk");
+    jp_jira__bld_query_long(&b, "startAt", start_at);
+    jp_jira__bld_query_long(&b, "maxResults", max_results);
+    return jp_jira__bld_finish(&b, NULL, NULL, JP_JIRA__IDEMPOTENT, out);
+}
+
+jp_err_t jp_jira_projects_page(const jp_site_t *site, long start_at, long max_results,
+                               jp_jira_req_t **out, char *errstr, size_t errstr_size)
+{
+    jp_jira__bld_t b;
+    jp_jira__bld_init(&b, site, JP_JIRA_API_REST, JP_HTTP_GET, "rest.project.search", errstr,
+                      errstr_size);
+    page_args(&b, start_at, max_results, 100);
+    jp_jira__bld_path(&b, "/project/search");
+    jp_jira__bld_query(&b, "orderBy", "key");
+    jp_jira__bld_query_long(&b, "startAt", start_at);
+    jp_jira__bld_query_long(&b, "maxResults", max_results);
+    return jp_jira__bld_finish(&b, NULL, NULL, JP_JIRA__IDEMPOTENT, out);
+}
+
 /* /project/{key}/role[/{id}] */
 static void role_path(jp_jira__bld_t *b, const char *project_key, int64_t role_id)
 {
@@ -1001,8 +1039,10 @@ void jp_jira_role_destroy(jp_jira_role_t *r)
     if (!r)
         return;
     free(r->name);
+    free(r->description);
     jp_jira__strv_free(r->users, r->user_count);
     jp_jira__strv_free(r->groups, r->group_count);
+    jp_jira__strv_free(r->group_names, r->group_count);
     free(r);
 }
 
@@ -1022,13 +1062,21 @@ static jp_err_t role_actor(const json_t *a, const char *path, jp_jira_role_t *r,
         if (!err)
             r->users[r->user_count++] = val;
     } else if (!err && strcmp(type, "atlassian-group-role-actor") == 0) {
+        char *name = NULL;
         err = get_nested(a, "actorGroup", "groupId", path, &val, errstr, errstr_size);
-        if (!err && !val)
-            err = get_nested(a, "actorGroup", "name", path, &val, errstr, errstr_size);
+        if (!err)
+            err = get_nested(a, "actorGroup", "name", path, &name, errstr, errstr_size);
+        if (!err && !val && name && !(val = strdup(name)))
+            err = nomem(errstr, errstr_size);
         if (!err && !val)
             err = jp_jira__bad(errstr, errstr_size, path, "group actor without actorGroup");
-        if (!err)
+        if (!err) {
+            r->group_names[r->group_count] = name;
             r->groups[r->group_count++] = val;
+        } else {
+            free(name);
+            free(val);
+        }
     }
     free(type);
     return err;
@@ -1046,13 +1094,17 @@ static jp_err_t role_from_json(const json_t *root, jp_jira_role_t *r, char *errs
                             json_is_integer(id) ? "a smaller one" : jp_jira__kind(id));
     r->id = (int64_t)json_integer_value(id);
     jp_err_t err = jp_jira__get_str(root, "name", false, "", &r->name, errstr, errstr_size);
+    if (!err)
+        err =
+            jp_jira__get_str(root, "description", false, "", &r->description, errstr, errstr_size);
     json_t *actors = json_object_get(root, "actors");
     if (!err && actors && !json_is_null(actors) && !json_is_array(actors))
         err = jp_jira__bad(errstr, errstr_size, "actors", "expected an array, got %s",
                            jp_jira__kind(actors));
     size_t n = json_array_size(actors);
     if (!err && (!(r->users = calloc(n ? n : 1, sizeof(char *))) ||
-                 !(r->groups = calloc(n ? n : 1, sizeof(char *)))))
+                 !(r->groups = calloc(n ? n : 1, sizeof(char *))) ||
+                 !(r->group_names = calloc(n ? n : 1, sizeof(char *)))))
         err = nomem(errstr, errstr_size);
     for (size_t i = 0; !err && i < n; i++) {
         char path[48];
@@ -1164,6 +1216,61 @@ const char *jp_jira_group_id(const jp_jira_groups_t *g, const char *name)
         if (strcasecmp(g->items[i].name, name) == 0)
             return g->items[i].group_id;
     return NULL;
+}
+
+void jp_jira_projects_destroy(jp_jira_projects_t *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->count; i++) {
+        free(p->items[i].id);
+        free(p->items[i].key);
+        free(p->items[i].name);
+    }
+    free(p->items);
+    free(p);
+}
+
+jp_err_t jp_jira_parse_projects(long status, const char *body, size_t body_len,
+                                jp_jira_projects_t **out, char *errstr, size_t errstr_size)
+{
+    json_t *root, *values = NULL;
+    *out = NULL;
+    jp_err_t err =
+        jp_jira__load(JP_JIRA_API_REST, status, body, body_len, &root, errstr, errstr_size);
+    if (err)
+        return err;
+    jp_jira_projects_t *p = calloc(1, sizeof(*p));
+    err = p ? page_values(root, "project", &values, &p->is_last, errstr, errstr_size)
+            : nomem(errstr, errstr_size);
+    size_t n = json_array_size(values);
+    if (!err && !(p->items = calloc(n ? n : 1, sizeof(*p->items))))
+        err = nomem(errstr, errstr_size);
+    for (size_t i = 0; !err && i < n; i++) {
+        char path[48];
+        json_t *v = json_array_get(values, i);
+        jp_jira_project_ref_t *it = &p->items[i];
+        snprintf(path, sizeof(path), "values[%zu]", i);
+        p->count = i + 1;
+        if (!json_is_object(v))
+            err = jp_jira__bad(errstr, errstr_size, path, "expected an object, got %s",
+                               jp_jira__kind(v));
+        if (!err)
+            err = jp_jira__get_str(v, "id", true, path, &it->id, errstr, errstr_size);
+        if (!err)
+            err = jp_jira__get_str(v, "key", true, path, &it->key, errstr, errstr_size);
+        if (!err && !jp_event_valid_project_key(it->key))
+            err = jp_jira__bad(errstr, errstr_size, path, "key is not a Cloud project key");
+        if (!err)
+            err = jp_jira__get_str(v, "name", false, path, &it->name, errstr, errstr_size);
+    }
+    json_decref(root);
+    if (err) {
+        jp_jira_projects_destroy(p);
+        return err;
+    }
+    *out = p;
+    return JP_OK;
 }
 
 void jp_jira_users_destroy(jp_jira_users_t *u)

@@ -204,6 +204,40 @@ jp_err_t jp_jira_scim_users_page(const jp_site_t *site, long start_index, long c
     return scim_page(site, "/Users", SCIM_CLASS_U, start_index, count, out, errstr, errstr_size);
 }
 
+jp_err_t jp_jira_scim_users_filter_page(const jp_site_t *site, const char *attr, const char *value,
+                                        long start_index, long count, jp_jira_req_t **out,
+                                        char *errstr, size_t errstr_size)
+{
+    jp_jira__bld_t b;
+    jp_jira__bld_init(&b, site, JP_JIRA_API_SCIM, JP_HTTP_GET, SCIM_CLASS_U, errstr, errstr_size);
+    if (jp_jira__bld_ok(&b) &&
+        (!attr || (strcmp(attr, "userName") != 0 && strcmp(attr, "externalId") != 0)))
+        jp_jira__bld_fail(&b, JP_ERR_INVALID,
+                          "SCIM user filters are on userName or externalId only, not %s",
+                          attr ? attr : "(none)");
+    if (jp_jira__bld_ok(&b) && (start_index < 1 || start_index > INT32_MAX))
+        jp_jira__bld_fail(&b, JP_ERR_INVALID, "startIndex must be between 1 and %d, got %ld",
+                          INT32_MAX, start_index);
+    if (jp_jira__bld_ok(&b) && (count < 1 || count > JP_JIRA_SCIM_PAGE_MAX))
+        jp_jira__bld_fail(&b, JP_ERR_INVALID, "count must be between 1 and %d, got %ld",
+                          JP_JIRA_SCIM_PAGE_MAX, count);
+    if (jp_jira__bld_ok(&b) && jp_jira__need_text(&b, attr, value, 0, 0)) {
+        char *q = scim_quoted(value);
+        size_t n = q ? strlen(attr) + 4 + strlen(q) + 1 : 0;
+        char *filter = q ? malloc(n) : NULL;
+        if (jp_jira__need_alloc(&b, filter)) {
+            snprintf(filter, n, "%s eq %s", attr, q);
+            jp_jira__bld_path(&b, "/Users");
+            jp_jira__bld_query(&b, "filter", filter);
+            jp_jira__bld_query_long(&b, "startIndex", start_index);
+            jp_jira__bld_query_long(&b, "count", count);
+        }
+        free(filter);
+        free(q);
+    }
+    return jp_jira__bld_finish(&b, NULL, NULL, JP_JIRA__IDEMPOTENT, out);
+}
+
 jp_err_t jp_jira_scim_groups_page(const jp_site_t *site, long start_index, long count,
                                   jp_jira_req_t **out, char *errstr, size_t errstr_size)
 {

@@ -117,6 +117,12 @@ static void mirror_stats(const jp_pipeline_stats_t *s, int ready)
     jp_metrics_set(w->ratelimit_waiting, NULL, (double)s->tokens_waiting);
     jp_metrics_set(w->ratelimit_cooldowns_set, NULL, (double)s->cooldowns);
     jp_metrics_set(w->events_deferred, NULL, (double)s->deferred);
+    jp_metrics_set(w->recon_runs, NULL, (double)s->recon.running);
+    jp_metrics_set(w->recon_started, NULL, (double)s->recon.started);
+    jp_metrics_set(w->recon_completed, NULL, (double)s->recon.completed);
+    jp_metrics_set(w->recon_records, NULL, (double)s->recon.records);
+    jp_metrics_set(w->recon_calls, NULL, (double)s->recon.calls);
+    jp_metrics_set(w->recon_retries, NULL, (double)s->recon.retries);
 }
 
 static void http_handler(const char *path, jp_httpd_reply_t *r, void *opaque)

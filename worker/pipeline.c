@@ -11,6 +11,7 @@
 #include "jiraprov/mapping.h"
 #include "jiraprov/metrics.h"
 #include "jiraprov/outcome.h"
+#include "jiraprov/recon.h"
 #include "jiraprov/record.h"
 #include "jiraprov/redis.h"
 #include "jiraprov/sequencer.h"
@@ -55,6 +56,7 @@ struct jp_pipeline {
     jp_limiter_t *limiter;
     jp_mapping_t *mapping;
     jp_apply_t *apply;
+    jp_recon_t *recon; /* recon.request events: runs that end with the same callback */
     jp_seq_t *seq;
     jp_kafka_in_t *in;
     jp_kafka_out_t *out;
@@ -185,7 +187,9 @@ static void item_park(item_t *it, int64_t delay_ms)
     }
     it->parked = 1;
     atomic_fetch_add(&p->st.parked, 1);
-    maybe_finish_stop(p); /* a parked item no longer holds a stop */
+    /* A parked item no longer runs: a revoke or a stop may be waiting only for it. */
+    maybe_finish_revoke(p, 0);
+    maybe_finish_stop(p);
     pump(p);
 }
 
@@ -430,7 +434,10 @@ static void start_apply(item_t *it)
     it->attempts++;
     if (!it->first_ms)
         it->first_ms = wall_ms();
-    jp_err_t rc = jp_apply_start(it->p->apply, it->ev, it->attempts, applied, it, err, sizeof(err));
+    jp_err_t rc =
+        it->ev->type == JP_EVENT_RECON_REQUEST
+            ? jp_recon_start(it->p->recon, it->ev, it->attempts, applied, it, err, sizeof(err))
+            : jp_apply_start(it->p->apply, it->ev, it->attempts, applied, it, err, sizeof(err));
     if (rc == JP_OK) {
         atomic_fetch_add(&it->p->st.in_flight, 1);
         return;
@@ -572,7 +579,9 @@ static void pump(jp_pipeline_t *p)
         }
         start_item(it);
     }
-    int64_t next = jp_seq_next_wakeup_ms(p->seq);
+    /* Stopping starts nothing, so a parked item that is due would re-arm the timer at 0 from
+     * its own callback forever (libuv runs it again before any I/O). */
+    int64_t next = p->stopping ? -1 : jp_seq_next_wakeup_ms(p->seq);
     if (next >= 0)
         uv_timer_start(p->wake, wake_cb, (uint64_t)(next > now ? next - now : 0), 0);
     else
@@ -795,6 +804,7 @@ void jp_pipeline_stop(jp_pipeline_t *p, void (*on_stopped)(void *), void *opaque
     jp_info(COMPONENT, "stopping: no new events; finishing what runs (at most %d ms)",
             p->cfg->worker.drain_timeout_ms);
     update_pause(p);
+    jp_recon_suspend(p->recon); /* runs checkpoint and end; the next owner resumes them */
     uv_timer_start(p->drain, stop_timeout_cb, (uint64_t)p->cfg->worker.drain_timeout_ms, 0);
     jp_apply_release(p->apply, NULL, NULL); /* what sent nothing yet need not hold the stop */
     maybe_finish_stop(p);
@@ -832,6 +842,14 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->tokens_waiting = atomic_load(&m->st.tokens_waiting);
     out->cooldowns = atomic_load(&m->st.cooldowns);
     out->limiter_errors = atomic_load(&m->st.limiter_errors);
+    jp_recon_stats_t rs;
+    jp_recon_stats(m->recon, &rs);
+    out->recon.running = rs.running;
+    out->recon.started = rs.started;
+    out->recon.completed = rs.completed;
+    out->recon.records = rs.records;
+    out->recon.calls = rs.calls;
+    out->recon.retries = rs.retries;
 }
 
 /* A site's API entered or left quarantine: IDHub (results) and auditors
@@ -929,6 +947,14 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, jp_config_t *cfg, char *errstr, 
         !(p->out = jp_kafka_out_new(loop, cfg, errstr, errstr_size)) ||
         !(p->audit = jp_audit_trail_new(loop, cfg, p->out, p->redis, errstr, errstr_size)))
         goto fail;
+    jp_recon_opts_t ro = {.loop = loop,
+                          .http = p->http,
+                          .redis = p->redis,
+                          .out = p->out,
+                          .cfg = cfg,
+                          .mapping = p->mapping};
+    if (!(p->recon = jp_recon_new(&ro, errstr, errstr_size)))
+        goto fail;
     jp_kafka_in_cbs_t cbs = {on_message, on_assign, on_revoke, on_kafka_error, p};
     if (!(p->in = jp_kafka_in_new(loop, cfg, &cbs, errstr, errstr_size)))
         goto fail;
@@ -961,6 +987,7 @@ void jp_pipeline_destroy(jp_pipeline_t *p)
      * holds; tear the producers of callbacks down first. */
     jp_kafka_in_destroy(p->in);
     jp_apply_destroy(p->apply);
+    jp_recon_destroy(p->recon);
     jp_limiter_destroy(p->limiter);
     jp_seq_destroy(p->seq, free_held, p);
     jp_audit_trail_destroy(p->audit);

@@ -185,6 +185,16 @@ typedef struct jp_config {
         bool unkeyed;   /* [false] seal audit records without a key (SHA-256 only: detects
                          * accidents, not tampering); the verifier reports such streams */
     } audit;
+
+    struct {
+        char *key;              /* [email] the IDHub attribute IDHub matches accounts by; must be
+                                 * mapped with direction both or from_jira */
+        int page_concurrency;   /* [4] 1..16 Jira pages of one run in flight */
+        int members_per_record; /* [1000] 50..4000 entitlement members per record (rounded
+                                 * down to a multiple of 50, Jira's member page) */
+        int lease_s;            /* [15] 2..3600 a run's lease; a dead worker's run is resumed
+                                 * by another one at most this long after it stopped renewing */
+    } recon;
 } jp_config_t;
 
 /* Load and validate `path`. On success *out is a new config (free with

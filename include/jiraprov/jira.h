@@ -89,7 +89,7 @@ typedef struct jp_jira_req {
     size_t body_len;
     /* Static label for the limiter and metrics: "scim.users", "scim.groups",
      * "admin.lifecycle", "rest.user", "rest.user.search", "rest.group.bulk",
-     * "rest.group.user", "rest.group.member", "rest.project.role",
+     * "rest.group.user", "rest.group.member", "rest.project.role", "rest.project.search",
      * "rest.issue", "rest.issue.transitions", "rest.search". */
     const char *endpoint_class;
     /* The issue a request addresses (per-issue write limits apply when
@@ -137,6 +137,12 @@ jp_err_t jp_jira_scim_user_delete(const jp_site_t *site, const char *id, jp_jira
 /* GET /Users?startIndex=&count= (start_index >= 1, 1 <= count <= 100). */
 jp_err_t jp_jira_scim_users_page(const jp_site_t *site, long start_index, long count,
                                  jp_jira_req_t **out, char *errstr, size_t errstr_size);
+/* GET /Users?filter=<attr> eq "<value>"&startIndex=&count=: one page of the users a SCIM `eq`
+ * filter selects (reconciliation). attr is "userName" or "externalId", the only user filters
+ * Atlassian supports; anything else is JP_ERR_INVALID. */
+jp_err_t jp_jira_scim_users_filter_page(const jp_site_t *site, const char *attr, const char *value,
+                                        long start_index, long count, jp_jira_req_t **out,
+                                        char *errstr, size_t errstr_size);
 
 /* GET /Groups?filter=displayName eq "<v>" */
 jp_err_t jp_jira_scim_group_find(const jp_site_t *site, const char *display_name,
@@ -192,6 +198,14 @@ jp_err_t jp_jira_group_remove_user(const jp_site_t *site, const char *group_id,
 jp_err_t jp_jira_group_members_page(const jp_site_t *site, const char *group_id, long start_at,
                                     long max_results, jp_jira_req_t **out, char *errstr,
                                     size_t errstr_size);
+/* GET /rest/api/3/group/bulk?startAt=&maxResults= (1..50): every group of the site, a page at
+ * a time (reconciliation). */
+jp_err_t jp_jira_groups_page(const jp_site_t *site, long start_at, long max_results,
+                             jp_jira_req_t **out, char *errstr, size_t errstr_size);
+/* GET /rest/api/3/project/search?orderBy=key&startAt=&maxResults= (1..100): every project, a
+ * page at a time, in key order (reconciliation). */
+jp_err_t jp_jira_projects_page(const jp_site_t *site, long start_at, long max_results,
+                               jp_jira_req_t **out, char *errstr, size_t errstr_size);
 /* GET /rest/api/3/project/{key}/role (role name -> URL map). */
 jp_err_t jp_jira_project_roles(const jp_site_t *site, const char *project_key, jp_jira_req_t **out,
                                char *errstr, size_t errstr_size);
@@ -446,9 +460,11 @@ int64_t jp_jira_role_id(const jp_jira_roles_t *r, const char *name);
 typedef struct jp_jira_role {
     int64_t id;
     char *name;
-    char **users; /* accountIds of atlassian-user-role-actor actors */
+    char *description; /* NULL if absent */
+    char **users;      /* accountIds of atlassian-user-role-actor actors */
     size_t user_count;
-    char **groups; /* groupIds (or names when no id) of group actors */
+    char **groups;      /* groupIds (or names when no id) of group actors */
+    char **group_names; /* group_count entries: actorGroup.name of groups[i], NULL if absent */
     size_t group_count;
 } jp_jira_role_t;
 
@@ -475,6 +491,24 @@ jp_err_t jp_jira_parse_groups(long status, const char *body, size_t body_len,
 void jp_jira_groups_destroy(jp_jira_groups_t *g);
 /* groupId by name (exact first, then ignoring ASCII case); NULL if none. */
 const char *jp_jira_group_id(const jp_jira_groups_t *g, const char *name);
+
+typedef struct jp_jira_project_ref {
+    char *id;
+    char *key;
+    char *name; /* NULL if absent */
+} jp_jira_project_ref_t;
+
+typedef struct jp_jira_projects {
+    jp_jira_project_ref_t *items;
+    size_t count;
+    bool is_last; /* isLast; when absent, true */
+} jp_jira_projects_t;
+
+/* 200 of GET /project/search (a PageBean of projects). A project whose key does not match the
+ * Cloud pattern is refused (JP_ERR_INVALID): it could not be addressed safely afterwards. */
+jp_err_t jp_jira_parse_projects(long status, const char *body, size_t body_len,
+                                jp_jira_projects_t **out, char *errstr, size_t errstr_size);
+void jp_jira_projects_destroy(jp_jira_projects_t *p);
 
 typedef struct jp_jira_user {
     char *account_id;

@@ -150,6 +150,13 @@ typedef struct jp_metrics_worker {
     jp_metrics_family_t *ratelimit_waiting;       /* gauge: calls waiting for a token */
     jp_metrics_family_t *ratelimit_cooldowns_set; /* counter: cool-downs this worker set */
     jp_metrics_family_t *events_deferred;         /* counter: starts put off by the budget */
+    /* reconciliation (mirrored from jp_recon_stats) */
+    jp_metrics_family_t *recon_runs;      /* gauge: runs under way */
+    jp_metrics_family_t *recon_started;   /* counter */
+    jp_metrics_family_t *recon_completed; /* counter */
+    jp_metrics_family_t *recon_records;   /* counter: records delivered */
+    jp_metrics_family_t *recon_calls;     /* counter: Jira calls of runs */
+    jp_metrics_family_t *recon_retries;   /* counter: Jira calls of runs retried */
     /* process */
     jp_metrics_family_t *ready;           /* gauge 0/1: what /readyz answers */
     jp_metrics_family_t *build_info;      /* gauge {version,librdkafka} = 1 */

@@ -46,6 +46,9 @@ typedef struct jp_pipeline_stats {
     uint64_t held; /* items held: buffered, running or parked */
     uint64_t parked;
     uint64_t in_flight; /* items being applied (jp_apply_start called, not yet back) */
+    struct {
+        uint64_t running, started, completed, records, calls, retries;
+    } recon; /* reconciliation runs (jp_recon_stats) */
     int paused;
     int assigned; /* partitions assigned */
     int redis_up;

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""Contract test: records the worker publishes (results, dead letters, audit)
-against their JSON Schemas in config/schemas/records/.
+"""Contract test: records the worker publishes (results, dead letters, audit,
+reconciliation) against their JSON Schemas in config/schemas/records/.
 
 Usage:
   check_records.py <repo root>                 validate config/samples/records/*.jsonl
-                                               (written by the C encoder, compared by
-                                               tests/unit/test_record.c) and check that
+                                               (written by the C encoders, compared by
+                                               tests/unit/test_record.c and
+                                               tests/unit/test_recon.c) and check that
                                                the schemas reject broken variants
   check_records.py <repo root> [--key-file K] FILE.jsonl ...
                                                validate JSON Lines of records ('-' = stdin),
@@ -36,6 +37,10 @@ TYPES = {
     "com.jiraprov.deadletter": "deadletter",
     "com.jiraprov.audit": "audit",
     "com.jiraprov.site.state": "sitestate",
+    "com.jiraprov.recon.started": "recon",
+    "com.jiraprov.recon.account": "recon",
+    "com.jiraprov.recon.entitlement": "recon",
+    "com.jiraprov.recon.completed": "recon",
 }
 
 
@@ -234,6 +239,41 @@ def mutations():
         ("sitestate", "quarantined without since",
          lambda r: r["data"]["state"] == "quarantined", drop(["data", "since"])),
         ("sitestate", "no api", lambda r: True, drop(["data", "api"])),
+        ("recon", "started with seq 1",
+         lambda r: r["type"].endswith(".started"), setv(["data", "seq"], 1)),
+        ("recon", "completed without removed",
+         lambda r: r["type"].endswith(".completed"), drop(["data", "counts", "removed"])),
+        ("recon", "completed id on an item",
+         lambda r: r["type"].endswith(".account"), setv(["id"], "demo:r1:completed")),
+        ("recon", "account upsert without attributes",
+         lambda r: r["type"].endswith(".account") and r["data"]["operation"] == "upsert",
+         drop(["data", "attributes"])),
+        ("recon", "account delete as created",
+         lambda r: r["type"].endswith(".account") and r["data"]["operation"] == "delete",
+         setv(["data", "change"], "created")),
+        ("recon", "account delete with attributes",
+         lambda r: r["type"].endswith(".account") and r["data"]["operation"] == "delete",
+         setv(["data", "attributes"], {"email": "x@example.com"})),
+        ("recon", "unknown operation", lambda r: "operation" in r["data"],
+         setv(["data", "operation"], "merge")),
+        ("recon", "seq 0 on an item", lambda r: "operation" in r["data"],
+         setv(["data", "seq"], 0)),
+        ("recon", "entitlement upsert without members",
+         lambda r: r["type"].endswith(".entitlement") and r["data"]["operation"] == "upsert",
+         drop(["data", "members"])),
+        ("recon", "group without groupId",
+         lambda r: r["type"].endswith(".entitlement") and r["data"]["type"] == "group",
+         drop(["data", "groupId"])),
+        ("recon", "role entitlement named as a group",
+         lambda r: r["type"].endswith(".entitlement") and r["data"]["type"] == "projectRole",
+         setv(["data", "entitlement"], {"type": "group", "group": "x"})),
+        ("recon", "member without accountId",
+         lambda r: r["type"].endswith(".entitlement") and any(
+             m["type"] == "user" for m in r["data"].get("members", [])),
+         lambda r: next(m for m in r["data"]["members"] if m["type"] == "user").pop("accountId")),
+        ("recon", "unmapped attribute",
+         lambda r: r["type"].endswith(".account") and r["data"]["operation"] == "upsert",
+         setv(["data", "attributes", "shoeSize"], "42")),
     ]
 
 

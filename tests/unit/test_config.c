@@ -196,6 +196,10 @@ static void check_defaults(const jp_config_t *cfg)
     ck_assert_str_eq(cfg->http.listen, "127.0.0.1:9464");
     ck_assert_int_eq(cfg->log.level, JP_LOG_INFO);
     ck_assert_ptr_null(cfg->audit.hmac_key);
+    ck_assert_str_eq(cfg->recon.key, "email");
+    ck_assert_int_eq(cfg->recon.page_concurrency, 4);
+    ck_assert_int_eq(cfg->recon.members_per_record, 1000);
+    ck_assert_int_eq(cfg->recon.lease_s, 15);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -300,6 +304,10 @@ START_TEST(every_key_overridden)
     ck_assert_str_eq(cfg->http.listen, "");
     ck_assert_int_eq(cfg->log.level, JP_LOG_DEBUG);
     ck_assert_str_eq(cfg->audit.hmac_key, "hmac-key-from-env");
+    ck_assert_str_eq(cfg->recon.key, "login");
+    ck_assert_int_eq(cfg->recon.page_concurrency, 2);
+    ck_assert_int_eq(cfg->recon.members_per_record, 200);
+    ck_assert_int_eq(cfg->recon.lease_s, 5);
     jp_config_destroy(cfg);
 }
 END_TEST
@@ -341,9 +349,10 @@ START_TEST(error_unknown_key)
              "ca_file, timeout_ms, rate_limits)",
              fixture("unknown_key.yaml"));
     ck_assert_str_eq(err, expected);
-    expect_error(BASE "retyr:\n  max_attempts: 1\n",
-                 "t.yaml:12:1: retyr: unknown key (expected one of: kafka, topics, consumer, "
-                 "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit)");
+    expect_error(
+        BASE "retyr:\n  max_attempts: 1\n",
+        "t.yaml:12:1: retyr: unknown key (expected one of: kafka, topics, consumer, "
+        "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit, recon)");
     expect_error(BASE "rate_limits:\n  get_per_sec: 1\n",
                  "t.yaml:13:3: rate_limits.get_per_sec: unknown key (expected one of: shared, "
                  "get_per_s, post_per_s, put_per_s, delete_per_s, issue_writes_per_2s, "
@@ -373,9 +382,10 @@ START_TEST(error_wrong_type)
     expect_error(BASE "log:\n  level: loud\n",
                  "t.yaml:13:10: log.level: expected one of: debug, info, warn, error, got "
                  "\"loud\"");
-    expect_error(BASE "sites2: 1\n" /* unknown beats type */,
-                 "t.yaml:12:1: sites2: unknown key (expected one of: kafka, topics, consumer, "
-                 "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit)");
+    expect_error(
+        BASE "sites2: 1\n" /* unknown beats type */,
+        "t.yaml:12:1: sites2: unknown key (expected one of: kafka, topics, consumer, "
+        "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit, recon)");
     expect_error("- a\n- b\n", "t.yaml:1:1: expected a mapping at the top level, got a sequence");
     expect_error("", "t.yaml:1:1: the configuration is empty (expected a mapping with kafka, "
                      "redis and sites)");
@@ -548,6 +558,19 @@ START_TEST(error_mapping)
                  "got \"up\"");
     expect_error(BASE "mapping:\n  - {idhub: login}\n",
                  "t.yaml:13:5: mapping[0].scim: required key is missing");
+    /* The reconciliation key must be read from Jira. */
+    expect_error(BASE "mapping:\n  - {idhub: login, scim: userName}\n"
+                      "  - {idhub: email, scim: \"emails[primary].value\", direction: to_jira}\n",
+                 "t.yaml:1:1: recon.key: expected an attribute mapped from Jira (direction both "
+                 "or from_jira), got \"email\" (mapped to_jira only)");
+    expect_error(BASE "recon:\n  key: jobTitle\n"
+                      "mapping:\n  - {idhub: login, scim: userName}\n"
+                      "  - {idhub: email, scim: \"emails[primary].value\"}\n",
+                 "t.yaml:13:8: recon.key: expected an attribute mapped from Jira (direction both "
+                 "or from_jira), got \"jobTitle\" (not mapped)");
+    expect_error(BASE "recon:\n  members_per_record: 10\n",
+                 "t.yaml:13:23: recon.members_per_record: expected an integer between 50 and "
+                 "4000, got \"10\"");
 }
 END_TEST
 

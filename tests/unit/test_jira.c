@@ -278,6 +278,26 @@ START_TEST(scim_paging)
                jp_jira_scim_groups_page(&site, 0, 10, &req, err, sizeof(err)));
     BUILD_FAIL(JP_ERR_INVALID, "startIndex",
                jp_jira_scim_groups_page(&site, -5, 10, &req, err, sizeof(err)));
+    BUILD_OK(jp_jira_scim_users_filter_page(&site, "userName", "a\"b@x.com", 101, 100, &req, err,
+                                            sizeof(err)));
+    expect(JP_HTTP_GET,
+           SCIM_BASE
+           "/Users?filter=userName%20eq%20%22a%5C%22b%40x.com%22&startIndex=101&count=100",
+           "scim.users", NULL, true, false);
+    BUILD_OK(jp_jira_scim_users_filter_page(&site, "externalId", "E-1&x", 1, 10, &req, err,
+                                            sizeof(err)));
+    expect(JP_HTTP_GET,
+           SCIM_BASE "/Users?filter=externalId%20eq%20%22E-1%26x%22&startIndex=1&count=10",
+           "scim.users", NULL, true, false);
+    BUILD_FAIL(
+        JP_ERR_INVALID, "userName or externalId",
+        jp_jira_scim_users_filter_page(&site, "department", "R&D", 1, 10, &req, err, sizeof(err)));
+    BUILD_FAIL(
+        JP_ERR_INVALID, "empty",
+        jp_jira_scim_users_filter_page(&site, "userName", "", 1, 10, &req, err, sizeof(err)));
+    BUILD_FAIL(
+        JP_ERR_INVALID, "count",
+        jp_jira_scim_users_filter_page(&site, "userName", "a", 1, 101, &req, err, sizeof(err)));
 }
 END_TEST
 
@@ -461,6 +481,13 @@ START_TEST(rest_users_groups)
            "rest.group.member", NULL, true, false);
     BUILD_FAIL(JP_ERR_INVALID, "maxResults",
                jp_jira_group_members_page(&site, GID, 0, 51, &req, err, sizeof(err)));
+    BUILD_OK(jp_jira_groups_page(&site, 150, 50, &req, err, sizeof(err)));
+    expect(JP_HTTP_GET, REST_BASE "/group/bulk?startAt=150&maxResults=50", "rest.group.bulk", NULL,
+           true, false);
+    BUILD_FAIL(JP_ERR_INVALID, "maxResults",
+               jp_jira_groups_page(&site, 0, 51, &req, err, sizeof(err)));
+    BUILD_FAIL(JP_ERR_INVALID, "startAt",
+               jp_jira_groups_page(&site, -1, 50, &req, err, sizeof(err)));
 }
 END_TEST
 
@@ -491,6 +518,13 @@ START_TEST(rest_project_roles)
                jp_jira_project_role_add_user(&site, "DEMO", -3, ACC, &req, err, sizeof(err)));
     BUILD_FAIL(JP_ERR_INVALID, "account id",
                jp_jira_project_role_add_user(&site, "DEMO", 1, "evil/..", &req, err, sizeof(err)));
+    BUILD_OK(jp_jira_projects_page(&site, 100, 100, &req, err, sizeof(err)));
+    expect(JP_HTTP_GET, REST_BASE "/project/search?orderBy=key&startAt=100&maxResults=100",
+           "rest.project.search", NULL, true, false);
+    BUILD_FAIL(JP_ERR_INVALID, "maxResults",
+               jp_jira_projects_page(&site, 0, 0, &req, err, sizeof(err)));
+    BUILD_FAIL(JP_ERR_INVALID, "maxResults",
+               jp_jira_projects_page(&site, 0, 101, &req, err, sizeof(err)));
 }
 END_TEST
 
@@ -1360,11 +1394,22 @@ START_TEST(parse_roles_fixtures)
     ck_assert_uint_eq(role->user_count, 2);
     ck_assert_uint_eq(role->group_count, 1);
     ck_assert_str_eq(role->groups[0], "952d12c3-5b5b-4d04-bb32-44d383afc4b2");
+    ck_assert_str_eq(role->group_names[0], "jira-developers");
+    ck_assert_str_eq(role->description, "A project role that represents developers in a project");
     ck_assert(jp_jira_role_has_user(role, ACC2));
     ck_assert(!jp_jira_role_has_user(role, "5b10a0effa615349cb016cd8"));
     ck_assert(!jp_jira_role_has_user(NULL, ACC));
     jp_jira_role_destroy(role);
     free(body);
+    const char *byname = "{\"id\":3,\"actors\":[{\"type\":\"atlassian-group-role-actor\","
+                         "\"actorGroup\":{\"name\":\"old-group\"}}]}";
+    ck_assert_int_eq(
+        jp_jira_parse_project_role(200, byname, strlen(byname), &role, err, sizeof(err)), JP_OK);
+    ck_assert_uint_eq(role->group_count, 1);
+    ck_assert_str_eq(role->groups[0], "old-group");
+    ck_assert_str_eq(role->group_names[0], "old-group");
+    ck_assert_ptr_null(role->description);
+    jp_jira_role_destroy(role);
     const char *noid = "{\"name\":\"x\",\"actors\":[]}";
     ck_assert_int_eq(jp_jira_parse_project_role(200, noid, strlen(noid), &role, err, sizeof(err)),
                      JP_ERR_INVALID);
@@ -1394,6 +1439,22 @@ START_TEST(parse_groups_users_fixtures)
     ck_assert_int_eq(jp_jira_parse_groups(200, nogid, strlen(nogid), &g, err, sizeof(err)),
                      JP_ERR_INVALID);
     ck_assert(strstr(err, "values[0].groupId") != NULL);
+
+    jp_jira_projects_t *pr = NULL;
+    body = read_fixture("project_search.json", &n);
+    ck_assert_int_eq(jp_jira_parse_projects(200, body, n, &pr, err, sizeof(err)), JP_OK);
+    ck_assert_uint_eq(pr->count, 2);
+    ck_assert(!pr->is_last);
+    ck_assert_str_eq(pr->items[0].key, "DEMO");
+    ck_assert_str_eq(pr->items[1].id, "10001");
+    ck_assert_str_eq(pr->items[1].name, "Operations");
+    jp_jira_projects_destroy(pr);
+    free(body);
+    const char *badkey = "{\"values\":[{\"id\":\"1\",\"key\":\"../X\"}],\"isLast\":true}";
+    ck_assert_int_eq(jp_jira_parse_projects(200, badkey, strlen(badkey), &pr, err, sizeof(err)),
+                     JP_ERR_INVALID);
+    ck_assert(strstr(err, "values[0]") != NULL);
+    ck_assert_int_eq(jp_jira_parse_projects(404, "{}", 2, &pr, err, sizeof(err)), JP_ERR_NOT_FOUND);
 
     jp_jira_users_t *u = NULL;
     body = read_fixture("group_members.json", &n);
@@ -1475,6 +1536,7 @@ WRAP(p_roles, jp_jira_roles_t, jp_jira_parse_project_roles, jp_jira_roles_destro
 WRAP(p_role, jp_jira_role_t, jp_jira_parse_project_role, jp_jira_role_destroy)
 WRAP(p_groups, jp_jira_groups_t, jp_jira_parse_groups, jp_jira_groups_destroy)
 WRAP(p_users, jp_jira_users_t, jp_jira_parse_users, jp_jira_users_destroy)
+WRAP(p_projects, jp_jira_projects_t, jp_jira_parse_projects, jp_jira_projects_destroy)
 
 static jp_err_t p_errors(long status, const char *body, size_t len, char *e, size_t es)
 {
@@ -1488,9 +1550,9 @@ static jp_err_t p_errors(long status, const char *body, size_t len, char *e, siz
     return JP_OK;
 }
 
-static const parse_fn all_parsers[] = {p_scim_user, p_scim_list,   p_scim_group, p_created,
-                                       p_issue,     p_transitions, p_search,     p_roles,
-                                       p_role,      p_groups,      p_users,      p_errors};
+static const parse_fn all_parsers[] = {
+    p_scim_user, p_scim_list, p_scim_group, p_created, p_issue,    p_transitions, p_search,
+    p_roles,     p_role,      p_groups,     p_users,   p_projects, p_errors};
 #define NPARSERS (sizeof(all_parsers) / sizeof(all_parsers[0]))
 
 START_TEST(parsers_broken_inputs)
@@ -1584,27 +1646,17 @@ static const struct {
     const char *fixture;
     parse_fn parse;
 } fixture_parsers[] = {
-    {"scim_user.json", p_scim_user},
-    {"scim_user_ext11.json", p_scim_user},
-    {"scim_users_list.json", p_scim_list},
-    {"scim_users_empty.json", p_scim_list},
-    {"scim_groups_list.json", p_scim_list},
-    {"scim_group.json", p_scim_group},
-    {"issue_created.json", p_created},
-    {"issue_get.json", p_issue},
-    {"transitions.json", p_transitions},
-    {"search_page1.json", p_search},
-    {"search_last.json", p_search},
-    {"search_empty.json", p_search},
-    {"project_roles.json", p_roles},
-    {"project_role.json", p_role},
-    {"group_bulk.json", p_groups},
-    {"group_members.json", p_users},
-    {"user.json", p_users},
-    {"user_search.json", p_users},
-    {"scim_error_409.json", p_errors},
-    {"admin_lifecycle_409.json", p_errors},
-    {"org_errors_404.json", p_errors},
+    {"scim_user.json", p_scim_user},        {"scim_user_ext11.json", p_scim_user},
+    {"scim_users_list.json", p_scim_list},  {"scim_users_empty.json", p_scim_list},
+    {"scim_groups_list.json", p_scim_list}, {"scim_group.json", p_scim_group},
+    {"issue_created.json", p_created},      {"issue_get.json", p_issue},
+    {"transitions.json", p_transitions},    {"search_page1.json", p_search},
+    {"search_last.json", p_search},         {"search_empty.json", p_search},
+    {"project_roles.json", p_roles},        {"project_role.json", p_role},
+    {"group_bulk.json", p_groups},          {"project_search.json", p_projects},
+    {"group_members.json", p_users},        {"user.json", p_users},
+    {"user_search.json", p_users},          {"scim_error_409.json", p_errors},
+    {"admin_lifecycle_409.json", p_errors}, {"org_errors_404.json", p_errors},
     {"jira_error_400.json", p_errors},
 };
 
