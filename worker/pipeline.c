@@ -952,7 +952,8 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, jp_config_t *cfg, char *errstr, 
                           .redis = p->redis,
                           .out = p->out,
                           .cfg = cfg,
-                          .mapping = p->mapping};
+                          .mapping = p->mapping,
+                          .limiter = p->limiter};
     if (!(p->recon = jp_recon_new(&ro, errstr, errstr_size)))
         goto fail;
     jp_kafka_in_cbs_t cbs = {on_message, on_assign, on_revoke, on_kafka_error, p};

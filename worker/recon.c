@@ -439,6 +439,13 @@ static void call_wait(jp_recon_run_t *run, jp_recon_call_t *c, int64_t due_ms)
     timer_arm(run);
 }
 
+static jp_limiter_call_t limit_call(const jp_recon_run_t *run, const jp_recon_call_t *c)
+{
+    jp_limiter_call_t lc = {run->site, c->req->api, c->req->method, c->req->endpoint_class,
+                            NULL,      false,       JP_LANE_RECON};
+    return lc;
+}
+
 /* Every answer to a run's Jira call arrives here (what a shared limiter observes: status,
  * Retry-After, RateLimit-Reason). */
 static void on_http(const jp_http_resp_t *resp, void *opaque)
@@ -450,6 +457,13 @@ static void on_http(const jp_http_resp_t *resp, void *opaque)
         return;
     }
     jp_recon_t *r = run->r;
+    if (r->limiter) {
+        jp_limiter_call_t lc = limit_call(run, c);
+        jp_limiter_observe(r->limiter, &lc, c->probe, resp->err == JP_OK ? resp->status : 0,
+                           jp_http_resp_header(resp, "Retry-After"),
+                           jp_http_resp_header(resp, "RateLimit-Reason"),
+                           jp_http_resp_header(resp, "X-RateLimit-NearLimit"));
+    }
     if (!(resp->err == JP_OK && resp->status >= 200 && resp->status < 300)) {
         jp_http_verdict_t v = verdict_of(resp);
         if (v.cls == JP_CLASS_RETRIABLE && !resp->cancelled &&
@@ -492,12 +506,41 @@ static void call_send(jp_recon_run_t *run, jp_recon_call_t *c)
     }
 }
 
-/* When a call may go: every send of a run, first or retry, passes this one point. The shared
- * per-site rate limiter (jp_limiter_acquire, lane "reconciliation") belongs here (its DEFER:
- * call_wait() and come back through here). Until it is in place, a run paces itself to the
- * site's GET budget (rate_limits.get_per_s), every call of a run being a GET. */
+/* The shared budget's answer for c. */
+static void on_token(jp_limiter_verdict_t v, int64_t wait_ms, const char *why, void *opaque)
+{
+    jp_recon_call_t *c = opaque;
+    jp_recon_run_t *run = c->run;
+    c->wait = NULL;
+    if (jp_recon__stopped(run)) {
+        call_free(c);
+        return;
+    }
+    if (v == JP_LIMITER_GO || v == JP_LIMITER_PROBE) {
+        c->probe = v == JP_LIMITER_PROBE;
+        call_send(run, c);
+        return;
+    }
+    /* Not now (a cool-down, a quarantine, Redis away): the page waits and asks again. */
+    c->paced = false;
+    call_wait(run, c, mono_ms() + (wait_ms > 0 ? wait_ms : 100));
+}
+
+/* When a call may go: every send of a run, first or retry, passes this one point: a token of
+ * the site's shared budget (lane reconciliation, served after deprovisioning and normal
+ * events); without a limiter, a run paces itself to the site's GET budget. */
 static void call_admit(jp_recon_run_t *run, jp_recon_call_t *c)
 {
+    jp_recon_t *r = run->r;
+    if (r->limiter) {
+        jp_limiter_call_t lc = limit_call(run, c);
+        c->paced = true; /* the limiter's GO is its time */
+        if (!(c->wait = jp_limiter_acquire(r->limiter, &lc, on_token, c))) {
+            jp_recon__fail(run, JP_OUTCOME_RETRY, JP_CLASS_FATAL, "out_of_memory", "out of memory");
+            call_free(c);
+        }
+        return;
+    }
     c->paced = true;
     int rate = run->site->rate_limits.get_per_s > 0 ? run->site->rate_limits.get_per_s : 1;
     int64_t now = mono_us(), interval = 1000000 / rate;
@@ -1618,6 +1661,7 @@ jp_recon_t *jp_recon_new(const jp_recon_opts_t *opts, char *errstr, size_t errst
     r->out = opts->out;
     r->cfg = opts->cfg;
     r->mapping = opts->mapping;
+    r->limiter = opts->limiter;
     r->key_attr = (jp_attr_t)key;
     /* The same process keeps its token, so a run it parked and restarts takes its own lease
      * back; another process (even with the same instance id) has another. */

@@ -41,6 +41,7 @@ struct jp_recon {
     jp_kafka_out_t *out;
     const jp_config_t *cfg;
     const jp_mapping_t *mapping;
+    jp_limiter_t *limiter; /* NULL: runs pace themselves */
     jp_attr_t key_attr;
     char token[160]; /* lease owner: instance id and a per-process random part */
     jp_redis_script_t *s_lease, *s_ckpt, *s_removed, *s_finish, *s_release;
@@ -56,9 +57,11 @@ struct jp_recon_call {
     jp_recon_run_t *run;
     jp_jira_req_t *req;
     jp_recon__step_t *step;
-    int64_t index; /* the caller's tag (a page index) */
-    int tries;     /* retries made */
-    bool paced;    /* its sending time was reserved (call_admit) */
+    int64_t index;           /* the caller's tag (a page index) */
+    int tries;               /* retries made */
+    bool paced;              /* its sending time was reserved (call_admit) */
+    bool probe;              /* the shared budget let it through as a probe of a quarantined API */
+    jp_limiter_wait_t *wait; /* waiting for a token of the shared budget */
     int64_t due_ms;
     jp_recon_call_t *next; /* waiting list */
 };

@@ -69,6 +69,7 @@
 #ifndef JIRAPROV_RECON_H
 #define JIRAPROV_RECON_H
 
+#include "jiraprov/limiter.h"
 #include "jiraprov/config.h"
 #include "jiraprov/err.h"
 #include "jiraprov/event.h"
@@ -103,6 +104,8 @@ typedef struct jp_recon_opts {
     jp_kafka_out_t *out;         /* required: the pipeline's producer */
     const jp_config_t *cfg;      /* required: sites, topics.recon, recon.*, redis.key_prefix */
     const jp_mapping_t *mapping; /* required: account attributes */
+    jp_limiter_t *limiter;       /* optional: the shared per-site budget (lane reconciliation);
+                                  * NULL = each run paces itself to rate_limits.get_per_s */
 } jp_recon_opts_t;
 
 /* NULL with errstr when an option is missing, recon.key is not read from Jira, or ENOMEM.
