@@ -468,15 +468,15 @@ def main():
         active = {u["accountId"] for u in st.control("GET", "/state")["users"]
                   if u.get("scim") and u.get("active")}
         st.control("PUT", "/faults", [{"path": "/scim/directory/*/Users", "method": "GET",
-                                       "kind": "latency", "latency_ms": 600}])
+                                       "kind": "latency", "latency_ms": 2500}])
         kill_ev = st.request("resume-1", "filtered", ["accounts"], {"active": True})
         ck_key = "jiraprov:recon:{demo}:run:resume-1"
         old = e2e.wait_for("a checkpoint two pages in", checkpoint_at("resume-1", 2), timeout=60)
         old_raw = redis("GET", ck_key)
         old_seq = json.loads(old_raw)["seq"] if old_raw else 0
         check("records published past the last checkpoint", e2e.wait_for(
-            "200 records past the kept checkpoint",
-            lambda: len(items_of(st.records("resume-1"))) >= old_seq + 200, timeout=30), old)
+            "100 records past the kept checkpoint",
+            lambda: len(items_of(st.records("resume-1"))) >= old_seq + 100, timeout=60), old)
         w1.send_signal(signal.SIGKILL)
         w1.wait(timeout=30)
         if old_raw:
