@@ -1022,9 +1022,10 @@ END_TEST
  * stray byte from the environment, librdkafka's trailing newline. */
 START_TEST(errors_are_one_line)
 {
-    expect_error(BASE "\"bad\tkey\": 1\n",
-                 "t.yaml:12:1: bad\\x09key: unknown key (expected one of: kafka, topics, consumer, "
-                 "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit, recon)");
+    expect_error(
+        BASE "\"bad\tkey\": 1\n",
+        "t.yaml:12:1: bad\\x09key: unknown key (expected one of: kafka, topics, consumer, "
+        "redis, sites, mapping, retry, rate_limits, worker, event, http, log, audit, recon)");
     setenv("JP_TEST_BAD_UTF8", "t\xff\xc3", 1);
     expect_error(BASE "retry:\n  max_attempts: ${JP_TEST_BAD_UTF8}\n",
                  "t.yaml:13:17: retry.max_attempts: expected an integer between 1 and 100, got "
