@@ -371,10 +371,10 @@ static void applied(jp_outcome_t *o, void *opaque)
         return;
     }
     if (o->status == JP_OUTCOME_QUARANTINE) /* parked, not failed: auditors see why */
-        produce_json(it, cfg->topics.audit, it->ev->subject,
-                     jp_record_audit_decision(it->ev, o, "quarantined", cfg->worker.instance_id,
-                                              wall_ms()),
-                     0);
+        produce_json(
+            it, cfg->topics.audit, it->ev->subject,
+            jp_record_audit_decision(it->ev, o, "quarantined", cfg->worker.instance_id, wall_ms()),
+            0);
     if (o->status == JP_OUTCOME_RETRY || o->status == JP_OUTCOME_QUARANTINE) {
         history_add(it, o);
         int64_t age_s = (wall_ms() - it->first_ms) / 1000;
@@ -562,7 +562,10 @@ static void pump(jp_pipeline_t *p)
         }
         start_item(it);
     }
-    int64_t next = jp_seq_next_wakeup_ms(p->seq);
+    /* Stopping starts nothing, so no wake-up either: a parked item already due
+     * would re-arm the timer at 0 from its own callback, and libuv runs such a
+     * timer again in the same pass, for ever, starving every other handle. */
+    int64_t next = p->stopping ? -1 : jp_seq_next_wakeup_ms(p->seq);
     if (next >= 0)
         uv_timer_start(p->wake, wake_cb, (uint64_t)(next > now ? next - now : 0), 0);
     else
