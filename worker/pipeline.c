@@ -893,6 +893,7 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, const jp_config_t *cfg, char *er
     jp_http_opts_t ho = {0};
     ho.max_connections = cfg->worker.max_in_flight;
     ho.max_host_connections = cfg->worker.max_in_flight;
+    ho.max_active = cfg->worker.max_in_flight;
     if (!(p->seq = jp_seq_new(&so, errstr, errstr_size)) ||
         !(p->redis = redis_new(p, errstr, errstr_size)) ||
         !(p->store = jp_store_new(p->redis, cfg->redis.key_prefix, cfg->worker.outcome_ttl_s,
