@@ -592,6 +592,10 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
         it->decode_error = strdup(err);
         jp_log_ctx_t ctx = item_ctx(it);
         jp_log(JP_LOG_WARN, COMPONENT, &ctx, "malformed event: %s", err);
+    } else {
+        /* Thousands are held at once: keep the typed fields, not the tree
+         * (on ENOMEM it simply stays as it is). */
+        (void)jp_event_compact(it->ev);
     }
     /* Sequence by the Kafka key (what chose the partition); a malformed event
      * has no subject and waits for nobody. */
