@@ -137,6 +137,23 @@ static void render_metrics(const jp_pipeline_stats_t *s, jp_httpd_reply_t *r)
             (unsigned long long)s->deferred, (unsigned long long)s->tokens_granted,
             (unsigned long long)s->tokens_waiting, (unsigned long long)s->cooldowns,
             (unsigned long long)s->limiter_errors, s->sites_quarantined);
+    fprintf(f, "# HELP jiraprov_event_overhead_seconds Time the worker adds to an event: consumed "
+               "to result produced, minus its Jira calls (first attempts only).\n"
+               "# TYPE jiraprov_event_overhead_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < JP_PIPELINE_OVERHEAD_BUCKETS; i++) {
+        cum += s->overhead_bucket[i];
+        if (i < JP_PIPELINE_OVERHEAD_BUCKETS - 1)
+            fprintf(f, "jiraprov_event_overhead_seconds_bucket{le=\"%g\"} %llu\n",
+                    (double)jp_pipeline_overhead_bounds_us[i] / 1e6, (unsigned long long)cum);
+        else
+            fprintf(f, "jiraprov_event_overhead_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+    }
+    fprintf(f,
+            "jiraprov_event_overhead_seconds_sum %.6f\n"
+            "jiraprov_event_overhead_seconds_count %llu\n",
+            (double)s->overhead_sum_us / 1e6, (unsigned long long)s->overhead_count);
     fclose(f);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     r->body = buf;

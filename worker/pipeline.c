@@ -39,10 +39,17 @@ typedef struct item {
     int recorded;          /* the terminal outcome is in Redis: only publishing is left */
     int pending;           /* deliveries outstanding */
     int publish_failed;
-    int parked;          /* waiting in the sequencer for its retry time */
-    int attempts_loaded; /* the schedule of earlier runs was read from Redis */
-    int attempts_stored; /* Redis holds attempt state to clear at the end */
+    int parked;           /* waiting in the sequencer for its retry time */
+    int attempts_loaded;  /* the schedule of earlier runs was read from Redis */
+    int attempts_stored;  /* Redis holds attempt state to clear at the end */
+    int ever_parked;      /* its overhead would include waiting: not measured */
+    uint64_t consumed_ns; /* uv_hrtime when the consumer handed it over */
 } item_t;
+
+const uint64_t jp_pipeline_overhead_bounds_us[JP_PIPELINE_OVERHEAD_BUCKETS - 1] = {
+    100,  200,  300,   400,   500,   600,   700,   800,    900,    1000,   1250,
+    1500, 1750, 2000,  2500,  3000,  3500,  4000,  4500,   5000,   6000,   7000,
+    8000, 9000, 10000, 15000, 20000, 30000, 50000, 100000, 250000, 500000, 1000000};
 
 struct jp_pipeline {
     uv_loop_t *loop;
@@ -73,6 +80,8 @@ struct jp_pipeline {
             publish_errors, redis_errors, held, parked;
         _Atomic uint64_t tokens_granted, tokens_waiting, cooldowns, limiter_errors;
         _Atomic int paused, assigned, redis_up, stopping, sites_quarantined;
+        _Atomic uint64_t overhead_bucket[JP_PIPELINE_OVERHEAD_BUCKETS], overhead_sum_us,
+            overhead_count;
     } st;
 };
 
@@ -167,6 +176,7 @@ static void item_park(item_t *it, int64_t delay_ms)
         return;
     }
     it->parked = 1;
+    it->ever_parked = 1;
     atomic_fetch_add(&p->st.parked, 1);
     maybe_finish_stop(p); /* a parked item no longer holds a stop */
     pump(p);
@@ -249,6 +259,27 @@ static void publish_calls_audit(item_t *it, const jp_outcome_t *o)
     }
 }
 
+/* See jp_pipeline_overhead_bounds_us: only first-attempt, never-parked
+ * events that reached Jira. */
+static void record_overhead(item_t *it)
+{
+    const jp_outcome_t *o = it->outcome;
+    if (it->replayed || it->ever_parked || it->attempts != 1 || !o || !o->call_count)
+        return;
+    int64_t jira_us = 0;
+    for (size_t i = 0; i < o->call_count; i++)
+        jira_us += o->calls[i].duration_us;
+    int64_t us = (int64_t)((uv_hrtime() - it->consumed_ns) / 1000u) - jira_us;
+    if (us < 0)
+        us = 0;
+    size_t b = 0;
+    while (b < JP_PIPELINE_OVERHEAD_BUCKETS - 1 && (uint64_t)us > jp_pipeline_overhead_bounds_us[b])
+        b++;
+    atomic_fetch_add(&it->p->st.overhead_bucket[b], 1);
+    atomic_fetch_add(&it->p->st.overhead_sum_us, (uint64_t)us);
+    atomic_fetch_add(&it->p->st.overhead_count, 1);
+}
+
 static void publish_item(item_t *it)
 {
     jp_pipeline_t *p = it->p;
@@ -264,6 +295,7 @@ static void publish_item(item_t *it)
         failed |=
             produce_json(it, cfg->topics.results, it->ev->subject,
                          jp_record_result(it->ev, o, o->attempts, o->duration_ms, id, now), 1);
+        record_overhead(it);
         /* Decisions that change nothing in Jira are audited too: a replay of a
          * recorded outcome counts as skipped (already applied). */
         const char *decision = it->deadletter ? "deadlettered"
@@ -582,6 +614,7 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
     }
     it->p = p;
     it->msg = msg;
+    it->consumed_ns = uv_hrtime();
     it->history = json_array();
     atomic_fetch_add(&p->st.consumed, 1);
     atomic_fetch_add(&p->st.held, 1);
@@ -820,6 +853,10 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->limiter_errors = atomic_load(&m->st.limiter_errors);
     out->sites_quarantined = atomic_load(&m->st.sites_quarantined);
     out->site_count = (int)m->cfg->site_count;
+    for (int i = 0; i < JP_PIPELINE_OVERHEAD_BUCKETS; i++)
+        out->overhead_bucket[i] = atomic_load(&m->st.overhead_bucket[i]);
+    out->overhead_sum_us = atomic_load(&m->st.overhead_sum_us);
+    out->overhead_count = atomic_load(&m->st.overhead_count);
 }
 
 /* A site's API entered or left quarantine: IDHub (results) and auditors

@@ -31,6 +31,15 @@
 
 typedef struct jp_pipeline jp_pipeline_t;
 
+/* The time the worker itself adds to an event: from the moment the consumer
+ * hands the message over to the moment its result is handed to the Kafka
+ * producer, minus the time its Jira calls took (request sent to response
+ * read, as the loop saw it). Recorded for events applied in one attempt that
+ * were never parked; replays and retries say nothing about overhead.
+ * Histogram bucket upper bounds in microseconds (the last bucket is +Inf). */
+#define JP_PIPELINE_OVERHEAD_BUCKETS 34
+extern const uint64_t jp_pipeline_overhead_bounds_us[JP_PIPELINE_OVERHEAD_BUCKETS - 1];
+
 /* Counters for metrics and health; read from any thread (relaxed). */
 typedef struct jp_pipeline_stats {
     uint64_t consumed;
@@ -54,6 +63,11 @@ typedef struct jp_pipeline_stats {
     uint64_t limiter_errors;
     int sites_quarantined; /* sites with an API in quarantine, as last seen */
     int site_count;
+    /* Worker overhead per event (see above): per-bucket counts (not
+     * cumulative), their sum in microseconds and how many. */
+    uint64_t overhead_bucket[JP_PIPELINE_OVERHEAD_BUCKETS];
+    uint64_t overhead_sum_us;
+    uint64_t overhead_count;
 } jp_pipeline_stats_t;
 
 /* Creates every client and subscribes; events start flowing once the loop
