@@ -54,7 +54,7 @@ typedef struct call {
     char *hdr; /* "name\0value\0" pairs of the current header block */
     size_t hdr_len, hdr_cap, hdr_count;
     int hdr_overflow;
-    char errbuf[CURL_ERROR_SIZE];
+    char *errbuf; /* CURL_ERROR_SIZE bytes once curl has the call */
 } call_t;
 
 struct jp_http {
@@ -149,6 +149,7 @@ static void call_free(call_t *c)
     free(c->ca_file);
     free(c->body);
     free(c->hdr);
+    free(c->errbuf);
     free(c);
 }
 
@@ -297,7 +298,7 @@ static void finish(jp_http_t *h, call_t *c, CURLcode code, int cancelled)
     resp.http_version = version;
     resp.request_sent = reqsize > 0 || status > 0;
     resp.curl_code = code;
-    resp.curl_error = c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
+    resp.curl_error = c->errbuf && c->errbuf[0] ? c->errbuf : curl_easy_strerror(code);
     resp.opaque = c->opaque;
     jp_http_class_t cls;
     char msg[128];
@@ -693,6 +694,9 @@ static int setup_easy(jp_http_t *h, call_t *c)
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_PRIVATE, (void *)c);
     SET(CURLOPT_ERRORBUFFER, c->errbuf);
+    /* Jira's answers are a few KiB: a 4 KiB receive buffer instead of curl's
+     * 16 KiB saves 6 MiB at 512 calls in flight; bigger bodies take more reads. */
+    SET(CURLOPT_BUFFERSIZE, 4096L);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, (void *)c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -725,6 +729,8 @@ static int setup_easy(jp_http_t *h, call_t *c)
 /* Gives the call to curl (a spare easy handle if there is one). */
 static int start_call(jp_http_t *h, call_t *c)
 {
+    if (c->errbuf == NULL && (c->errbuf = calloc(1, CURL_ERROR_SIZE)) == NULL)
+        return -1;
     c->easy = h->nspare ? h->spare[--h->nspare] : curl_easy_init();
     if (c->easy == NULL)
         return -1;

@@ -32,7 +32,7 @@ typedef struct item {
     int attempts;          /* apply attempts made */
     int64_t first_ms;      /* wall clock of the first attempt */
     int64_t started_mono;  /* monotonic ms when first started, for durations */
-    json_t *history;       /* [{at, reason, status}] of failed attempts */
+    json_t *history;       /* [{at, reason, status}] of failed attempts; NULL until one */
     jp_outcome_t *outcome; /* terminal outcome once known */
     int replayed;          /* outcome came from Redis: publish only */
     int deadletter;        /* publish a dead-letter record too */
@@ -377,6 +377,8 @@ static int64_t backoff_ms(const jp_config_t *cfg, int attempts, int64_t retry_af
 static void history_add(item_t *it, const jp_outcome_t *o)
 {
     long status = o->call_count ? o->calls[o->call_count - 1].status : 0;
+    if (!it->history && !(it->history = json_array()))
+        return;
     json_array_append_new(it->history,
                           json_pack("{s:I, s:s, s:I}", "at", (json_int_t)wall_ms(), "reason",
                                     o->error_reason ? o->error_reason : "unknown", "status",
@@ -615,7 +617,6 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
     it->p = p;
     it->msg = msg;
     it->consumed_ns = uv_hrtime();
-    it->history = json_array();
     atomic_fetch_add(&p->st.consumed, 1);
     atomic_fetch_add(&p->st.held, 1);
 
