@@ -3,6 +3,7 @@
 #include "jiraprov/apply.h"
 #include "jiraprov/event.h"
 #include "jiraprov/http.h"
+#include "jiraprov/json.h"
 #include "jiraprov/kafka_in.h"
 #include "jiraprov/kafka_out.h"
 #include "jiraprov/limiter.h"
@@ -211,7 +212,8 @@ static int produce_record(jp_pipeline_t *p, item_t *it, const char *topic, const
     int tracked = it != NULL;
     if (!record)
         return -1;
-    char *text = json_dumps(record, JSON_COMPACT);
+    size_t len = 0;
+    char *text = jp_json_dumps(record, &len);
     json_decref(record);
     if (!text)
         return -1;
@@ -219,7 +221,7 @@ static int produce_record(jp_pipeline_t *p, item_t *it, const char *topic, const
     jp_kafka_header_t hdr = {(char *)"content-type", (void *)ce, sizeof(ce) - 1};
     char err[256];
     jp_err_t rc =
-        jp_kafka_out_produce(p->out, topic, key, key ? strlen(key) : 0, text, strlen(text), &hdr, 1,
+        jp_kafka_out_produce(p->out, topic, key, key ? strlen(key) : 0, text, len, &hdr, 1,
                              tracked ? delivered : NULL, tracked ? it : NULL, err, sizeof(err));
     free(text);
     if (rc != JP_OK) {

@@ -4,6 +4,7 @@
  * the whole record NULL. */
 #include "jiraprov/record.h"
 
+#include "jiraprov/json.h"
 #include "jiraprov/log.h"
 
 #include <openssl/evp.h>
@@ -457,8 +458,9 @@ json_t *jp_record_site_state(const char *site, const char *api, int quarantined,
 
 char *jp_record_dump(const json_t *record, size_t *len)
 {
-    char *s = record ? json_dumps(record, JSON_COMPACT) : NULL;
+    size_t n = 0;
+    char *s = record ? jp_json_dumps(record, &n) : NULL;
     if (s && len)
-        *len = strlen(s);
+        *len = n;
     return s;
 }
