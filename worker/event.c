@@ -1299,7 +1299,90 @@ void jp_event_destroy(jp_event_t *ev)
     json_decref(ev->root);
     free(ev->priv_labels);
     free(ev->priv_scope);
+    free(ev->priv_strings);
     free(ev);
+}
+
+/* The addresses of every string field of the event that the parsed tree
+ * backs (a derived scope is the event's own already). Returns the count. */
+static size_t string_slots(jp_event_t *ev, const char ***slots, size_t max)
+{
+    size_t n = 0;
+#define SLOT(field)                                                                                \
+    do {                                                                                           \
+        if ((field) && n < max)                                                                    \
+            slots[n++] = (const char **)&(field);                                                  \
+    } while (0)
+    SLOT(ev->id);
+    SLOT(ev->source);
+    SLOT(ev->subject);
+    SLOT(ev->time);
+    SLOT(ev->datacontenttype);
+    SLOT(ev->dataschema);
+    SLOT(ev->site);
+    SLOT(ev->actor);
+    SLOT(ev->traceparent);
+    SLOT(ev->correlationid);
+    if (JP_EVENT_IS_ACCOUNT(ev->type)) {
+        for (int i = 0; i < JP_ATTR__COUNT; i++)
+            SLOT(ev->account.attr[i].value);
+    } else if (JP_EVENT_IS_ENTITLEMENT(ev->type)) {
+        SLOT(ev->entitlement.login);
+        SLOT(ev->entitlement.group);
+        SLOT(ev->entitlement.project);
+        SLOT(ev->entitlement.role);
+    } else if (JP_EVENT_IS_ISSUE(ev->type)) {
+        jp_issue_t *is = &ev->issue;
+        SLOT(is->key);
+        SLOT(is->external_ref);
+        SLOT(is->project);
+        SLOT(is->issue_type);
+        SLOT(is->summary.value);
+        SLOT(is->description.value);
+        SLOT(is->priority.value);
+        SLOT(is->assignee.value);
+        SLOT(is->status);
+        for (size_t i = 0; ev->priv_labels && i < is->labels_count; i++)
+            SLOT(ev->priv_labels[i]);
+    } else if (JP_EVENT_IS_RECON(ev->type)) {
+        jp_recon_request_t *r = &ev->recon;
+        SLOT(r->recon_id);
+        SLOT(r->filter.user_name);
+        SLOT(r->filter.external_id);
+        SLOT(r->filter.department);
+        SLOT(r->filter.organization_name);
+        SLOT(r->filter.group);
+        if (r->scope != ev->priv_scope)
+            SLOT(r->scope);
+    }
+#undef SLOT
+    return n;
+}
+
+jp_err_t jp_event_compact(jp_event_t *ev)
+{
+    if (!ev || !ev->root)
+        return JP_OK;
+    /* 10 attributes + the largest union member (issue: 9 + labels). */
+    const char **slots[24 + JP_EVENT_LABELS_MAX];
+    size_t n = string_slots(ev, slots, sizeof(slots) / sizeof(slots[0]));
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(*slots[i]) + 1;
+    char *block = malloc(total ? total : 1);
+    if (!block)
+        return JP_ERR_NOMEM;
+    char *p = block;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(*slots[i]) + 1;
+        memcpy(p, *slots[i], len);
+        *slots[i] = p;
+        p += len;
+    }
+    ev->priv_strings = block;
+    json_decref(ev->root);
+    ev->root = ev->data = NULL;
+    return JP_OK;
 }
 
 /* Validates `root` (borrowed) into a new event that takes its own reference. */

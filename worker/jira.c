@@ -5,6 +5,8 @@
 #include "jira_int.h"
 #include "jiraprov/utf8.h"
 
+#include "jiraprov/json.h"
+
 #include <openssl/evp.h>
 
 #include <stdarg.h>
@@ -403,9 +405,10 @@ jp_err_t jp_jira__bld_finish(jp_jira__bld_t *b, json_t *body, const char *issue_
         req->idempotent = (flags & JP_JIRA__IDEMPOTENT) != 0;
         req->mutation = b->method != JP_HTTP_GET && !(flags & JP_JIRA__READ);
         if (body) {
-            req->body = json_dumps(body, JSON_COMPACT);
+            size_t len = 0;
+            req->body = jp_json_dumps(body, &len);
             if (jp_jira__need_alloc(b, req->body))
-                req->body_len = strlen(req->body);
+                req->body_len = len;
         }
         if (jp_jira__bld_ok(b) && issue_key) {
             req->issue_key = strdup(issue_key);

@@ -29,6 +29,10 @@
 #define ERROR_WAIT_MS   1000
 /* Calls that arrive while a probe is out wait about this long for its answer. */
 #define PROBE_WAIT_MS 2000
+/* A cool-down this worker already wrote that ends at most this much earlier
+ * than a new one covers it: a storm's thousands of 429s in the same second
+ * become one write instead of thousands of Redis scripts. */
+#define COOL_COALESCE_MS 250
 
 /* ---- the scripts ------------------------------------------------------------- */
 
@@ -157,7 +161,8 @@ typedef struct site_state {
     char *tag; /* "<prefix>rl:{<site>}" or, unshared, "<prefix>rl:{<site>@<instance>}" */
     int64_t authfails[API_COUNT];
     bool quarantined[API_COUNT];
-    uint64_t near_sent_ms; /* last near-limit report (rate of writes to Redis) */
+    uint64_t near_sent_ms;    /* last near-limit report (rate of writes to Redis) */
+    uint64_t cool_sent_until; /* end of the last site-wide cool-down this worker wrote */
 } site_state_t;
 
 typedef struct queue queue_t;
@@ -189,9 +194,10 @@ struct queue {
     lane_list_t lanes[JP_LANE_COUNT];
     size_t waiting;
     bool asking;
-    struct ask *ask;   /* the token request in flight, if any */
-    bool cooling;      /* the last answer was a cool-down (its gauge is set) */
-    uv_timer_t *timer; /* separate allocation: closes after the queue is freed */
+    struct ask *ask;          /* the token request in flight, if any */
+    bool cooling;             /* the last answer was a cool-down (its gauge is set) */
+    uint64_t cool_sent_until; /* end of the last burst cool-down this worker wrote */
+    uv_timer_t *timer;        /* separate allocation: closes after the queue is freed */
 };
 
 /* Outstanding Redis commands point here, so a callback arriving after
@@ -850,6 +856,17 @@ static void send_observation(jp_limiter_t *l, site_state_t *s, const jp_limiter_
     }
 }
 
+/* True when the cool-down this worker last wrote for a scope (*sent) already
+ * covers one ending at `until`, give or take COOL_COALESCE_MS; otherwise
+ * records `until` as the new one. (Redis keeps the longer of the two anyway.) */
+static bool cool_covered(uint64_t *sent, uint64_t until)
+{
+    if (until <= *sent + COOL_COALESCE_MS)
+        return true;
+    *sent = until;
+    return false;
+}
+
 void jp_limiter_observe(jp_limiter_t *l, const jp_limiter_call_t *c, bool probe, long status,
                         const char *retry_after, const char *ratelimit_reason,
                         const char *near_limit)
@@ -876,19 +893,26 @@ void jp_limiter_observe(jp_limiter_t *l, const jp_limiter_call_t *c, bool probe,
             ms = DEFAULT_COOL_MS;
         jp_limit_scope_t scope =
             status == 503 ? JP_SCOPE_BURST : jp_limit_scope_parse(ratelimit_reason);
-        l->st.cooldowns++;
+        uint64_t until = mono_ms() + (uint64_t)ms;
         if (scope == JP_SCOPE_QUOTA_GLOBAL) { /* one pool for every site of this app */
             for (size_t i = 0; i < l->cfg->site_count; i++) {
                 jp_limiter_call_t other = *c;
                 other.site = &l->cfg->sites[i];
                 site_state_t *os = site_state(l, other.site);
-                if (os)
+                if (os && !cool_covered(&os->cool_sent_until, until)) {
+                    l->st.cooldowns++;
                     send_observation(l, os, &other, "cool", "site", ms, NULL);
+                }
             }
         } else {
             const char *sc = scope == JP_SCOPE_QUOTA_SITE                  ? "site"
                              : scope == JP_SCOPE_PER_ISSUE && c->issue_key ? "issue"
                                                                            : "burst";
+            queue_t *q = sc[0] == 'b' ? queue_get(l, c) : NULL;
+            uint64_t *sent = sc[0] == 's' ? &s->cool_sent_until : q ? &q->cool_sent_until : NULL;
+            if (sent && cool_covered(sent, until))
+                return;
+            l->st.cooldowns++;
             send_observation(l, s, c, "cool", sc, ms, NULL);
         }
         return;

@@ -564,6 +564,10 @@ char *jp_metrics_render(jp_metrics_t *r, size_t *len)
 static const double jira_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double processing_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                             2.5,  5,     10,   30,  60,   300, 1800};
+static const double overhead_buckets[] = {
+    0.0001, 0.0002,  0.0003, 0.0004, 0.0005, 0.0006, 0.0007, 0.0008, 0.0009, 0.001, 0.00125,
+    0.0015, 0.00175, 0.002,  0.0025, 0.003,  0.0035, 0.004,  0.0045, 0.005,  0.006, 0.007,
+    0.008,  0.009,   0.01,   0.015,  0.02,   0.03,   0.05,   0.1,    0.25,   0.5,   1};
 static const double e2e_buckets[] = {0.05, 0.1, 0.25, 0.5, 1,   2.5,  5,
                                      10,   30,  60,   300, 900, 3600, 21600};
 
@@ -600,6 +604,10 @@ static const catalogue_entry_t catalogue[] = {
     {W(event_processing), JP_METRICS_HISTOGRAM, "jiraprov_event_processing_seconds",
      "Time from an event's first start in this worker to its outcome being published.",
      LABELS("type"), processing_buckets, NB(processing_buckets)},
+    {W(event_overhead), JP_METRICS_HISTOGRAM, "jiraprov_event_overhead_seconds",
+     "Time the worker adds to an event: consumed to result produced, minus its Jira calls "
+     "(events applied in one attempt, never parked).",
+     NULL, overhead_buckets, NB(overhead_buckets)},
     {W(event_e2e), JP_METRICS_HISTOGRAM, "jiraprov_event_end_to_end_seconds",
      "Time from the event's Kafka record timestamp to its outcome being published.", LABELS("type"),
      e2e_buckets, NB(e2e_buckets)},

@@ -4,6 +4,7 @@
 #include "jiraprov/audit.h"
 #include "jiraprov/event.h"
 #include "jiraprov/http.h"
+#include "jiraprov/json.h"
 #include "jiraprov/kafka_in.h"
 #include "jiraprov/kafka_out.h"
 #include "jiraprov/limiter.h"
@@ -35,17 +36,24 @@ typedef struct item {
     int attempts;          /* apply attempts made */
     int64_t first_ms;      /* wall clock of the first attempt */
     int64_t started_mono;  /* monotonic ms when first started, for durations */
-    json_t *history;       /* [{at, reason, status}] of failed attempts */
+    json_t *history;       /* [{at, reason, status}] of failed attempts; NULL until one */
     jp_outcome_t *outcome; /* terminal outcome once known */
     int replayed;          /* outcome came from Redis: publish only */
     int deadletter;        /* publish a dead-letter record too */
     int recorded;          /* the terminal outcome is in Redis: only publishing is left */
     int pending;           /* deliveries outstanding */
     int publish_failed;
-    int parked;          /* waiting in the sequencer for its retry time */
-    int attempts_loaded; /* the schedule of earlier runs was read from Redis */
-    int attempts_stored; /* Redis holds attempt state to clear at the end */
+    int parked;           /* waiting in the sequencer for its retry time */
+    int attempts_loaded;  /* the schedule of earlier runs was read from Redis */
+    int attempts_stored;  /* Redis holds attempt state to clear at the end */
+    int ever_parked;      /* its overhead would include waiting: not measured */
+    uint64_t consumed_ns; /* uv_hrtime when the consumer handed it over */
 } item_t;
+
+const uint64_t jp_pipeline_overhead_bounds_us[JP_PIPELINE_OVERHEAD_BUCKETS - 1] = {
+    100,  200,  300,   400,   500,   600,   700,   800,    900,    1000,   1250,
+    1500, 1750, 2000,  2500,  3000,  3500,  4000,  4500,   5000,   6000,   7000,
+    8000, 9000, 10000, 15000, 20000, 30000, 50000, 100000, 250000, 500000, 1000000};
 
 struct jp_pipeline {
     uv_loop_t *loop;
@@ -186,6 +194,7 @@ static void item_park(item_t *it, int64_t delay_ms)
         return;
     }
     it->parked = 1;
+    it->ever_parked = 1;
     atomic_fetch_add(&p->st.parked, 1);
     /* A parked item no longer runs: a revoke or a stop may be waiting only for it. */
     maybe_finish_revoke(p, 0);
@@ -222,7 +231,8 @@ static int produce_record(jp_pipeline_t *p, item_t *it, const char *topic, const
     int tracked = it != NULL;
     if (!record)
         return -1;
-    char *text = json_dumps(record, JSON_COMPACT);
+    size_t len = 0;
+    char *text = jp_json_dumps(record, &len);
     json_decref(record);
     if (!text)
         return -1;
@@ -230,7 +240,7 @@ static int produce_record(jp_pipeline_t *p, item_t *it, const char *topic, const
     jp_kafka_header_t hdr = {(char *)"content-type", (void *)ce, sizeof(ce) - 1};
     char err[256];
     jp_err_t rc =
-        jp_kafka_out_produce(p->out, topic, key, key ? strlen(key) : 0, text, strlen(text), &hdr, 1,
+        jp_kafka_out_produce(p->out, topic, key, key ? strlen(key) : 0, text, len, &hdr, 1,
                              tracked ? delivered : NULL, tracked ? it : NULL, err, sizeof(err));
     free(text);
     if (rc != JP_OK) {
@@ -265,6 +275,24 @@ static void publish_calls_audit(item_t *it, const jp_outcome_t *o)
             jp_audit_trail_call(it->p->audit, it->ev, o, &o->calls[i], NULL, NULL);
 }
 
+/* The time the worker itself adds to an event: from the consumer handing the
+ * message over to its result going to the producer, minus its Jira calls (sent
+ * to answered, as the loop saw them). Only events applied in one attempt that
+ * were never parked and reached Jira: waits say nothing about overhead. */
+static void record_overhead(item_t *it)
+{
+    const jp_outcome_t *o = it->outcome;
+    if (it->replayed || it->ever_parked || it->attempts != 1 || !o || !o->call_count)
+        return;
+    int64_t jira_us = 0;
+    for (size_t i = 0; i < o->call_count; i++)
+        jira_us += o->calls[i].duration_us;
+    int64_t us = (int64_t)((uv_hrtime() - it->consumed_ns) / 1000u) - jira_us;
+    if (us < 0)
+        us = 0;
+    jp_metrics_observe(jp_metrics_worker()->event_overhead, NULL, (double)us / 1e6);
+}
+
 static void publish_item(item_t *it)
 {
     jp_pipeline_t *p = it->p;
@@ -280,6 +308,7 @@ static void publish_item(item_t *it)
         failed |=
             produce_json(it, cfg->topics.results, it->ev->subject,
                          jp_record_result(it->ev, o, o->attempts, o->duration_ms, id, now), 1);
+        record_overhead(it);
         /* Decisions that change nothing in Jira are audited too: a replay of a
          * recorded outcome counts as skipped (already applied). */
         const char *decision = it->deadletter ? "deadlettered"
@@ -362,6 +391,8 @@ static int64_t backoff_ms(const jp_config_t *cfg, int attempts, int64_t retry_af
 static void history_add(item_t *it, const jp_outcome_t *o)
 {
     long status = o->call_count ? o->calls[o->call_count - 1].status : 0;
+    if (!it->history && !(it->history = json_array()))
+        return;
     json_array_append_new(it->history,
                           json_pack("{s:I, s:s, s:I}", "at", (json_int_t)wall_ms(), "reason",
                                     o->error_reason ? o->error_reason : "unknown", "status",
@@ -598,7 +629,7 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
     }
     it->p = p;
     it->msg = msg;
-    it->history = json_array();
+    it->consumed_ns = uv_hrtime();
     atomic_fetch_add(&p->st.consumed, 1);
     atomic_fetch_add(&p->st.held, 1);
 
@@ -608,6 +639,10 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
         it->decode_error = strdup(err);
         jp_log_ctx_t ctx = item_ctx(it);
         jp_log(JP_LOG_WARN, COMPONENT, &ctx, "malformed event: %s", err);
+    } else {
+        /* Thousands are held at once: keep the typed fields, not the tree
+         * (on ENOMEM it simply stays as it is). */
+        (void)jp_event_compact(it->ev);
     }
     jp_metrics_event_consumed(it->ev ? jp_event_type_name(it->ev->type) : "invalid");
     /* Sequence by the Kafka key (what chose the partition); a malformed event
@@ -929,6 +964,7 @@ jp_pipeline_t *jp_pipeline_new(uv_loop_t *loop, jp_config_t *cfg, char *errstr, 
     jp_http_opts_t ho = {0};
     ho.max_connections = cfg->worker.max_in_flight;
     ho.max_host_connections = cfg->worker.max_in_flight;
+    ho.max_active = cfg->worker.max_in_flight;
     if (!(p->seq = jp_seq_new(&so, errstr, errstr_size)) ||
         !(p->redis = redis_new(p, errstr, errstr_size)) ||
         !(p->store = jp_store_new(p->redis, cfg->redis.key_prefix, cfg->worker.outcome_ttl_s,

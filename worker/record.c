@@ -5,6 +5,7 @@
 #include "jiraprov/record.h"
 #include "jiraprov/utf8.h"
 
+#include "jiraprov/json.h"
 #include "jiraprov/log.h"
 
 #include <openssl/evp.h>
@@ -98,14 +99,33 @@ static void format_time(int64_t ms, char *out, size_t out_size)
         frac += 1000;
         sec -= 1;
     }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm)) {
-        snprintf(out, out_size, "1970-01-01T00:00:00.000Z");
+    /* Records of one second share everything up to the milliseconds: format
+     * that part once per second and thread (gmtime_r and snprintf cost more
+     * than the rest of a record's time fields). */
+    static _Thread_local int64_t cached_sec = INT64_MIN;
+    static _Thread_local char cached[24];
+    if (sec != cached_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm)) {
+            snprintf(out, out_size, "1970-01-01T00:00:00.000Z");
+            return;
+        }
+        snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = sec;
+    }
+    size_t n = strlen(cached);
+    if (out_size < n + 5) {
+        snprintf(out, out_size, "%s", "");
         return;
     }
-    snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    memcpy(out, cached, n);
+    out[n] = (char)('0' + frac / 100);
+    out[n + 1] = (char)('0' + frac / 10 % 10);
+    out[n + 2] = (char)('0' + frac % 10);
+    out[n + 3] = 'Z';
+    out[n + 4] = '\0';
 }
 
 static void put_time(builder_t *b, json_t *obj, const char *key, int64_t ms)
@@ -539,8 +559,9 @@ json_t *jp_record_audit_stream(const char *stream, const char *what, const json_
 
 char *jp_record_dump(const json_t *record, size_t *len)
 {
-    char *s = record ? json_dumps(record, JSON_COMPACT) : NULL;
+    size_t n = 0;
+    char *s = record ? jp_json_dumps(record, &n) : NULL;
     if (s && len)
-        *len = strlen(s);
+        *len = n;
     return s;
 }

@@ -7,6 +7,8 @@
  * point back at the store, so destroying it with requests in flight is safe. */
 #include "jiraprov/store.h"
 
+#include "jiraprov/json.h"
+
 #include "jiraprov/event.h"
 #include "jiraprov/log.h"
 
@@ -490,7 +492,7 @@ jp_err_t jp_store_put_outcome(jp_store_t *s, const char *event_id, const jp_outc
     if (err != JP_OK)
         return err;
     json_t *j = jp_outcome_to_json(o);
-    char *val = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *val = j ? jp_json_dumps(j, NULL) : NULL;
     json_decref(j);
     if (!val)
         err = JP_ERR_NOMEM;
@@ -533,7 +535,7 @@ jp_err_t jp_store_cache_set(jp_store_t *s, const char *site, const char *kind, c
     jp_err_t err = cache_key(s, site, kind, name, &k, errstr, sizeof(errstr));
     if (err != JP_OK)
         return err;
-    char *val = json_dumps(value, JSON_COMPACT);
+    char *val = jp_json_dumps(value, NULL);
     if (!val)
         err = JP_ERR_NOMEM;
     else

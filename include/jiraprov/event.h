@@ -18,8 +18,9 @@
  *
  * Ownership: jp_event_decode() returns an event the caller frees with
  * jp_event_destroy(). Every `const char *` in the event points into memory
- * owned by the event (mostly the strings of `root`) and stays valid until
- * jp_event_destroy(); never free or modify them, and never modify `root`.
+ * owned by the event (the strings of `root`, or after jp_event_compact() one
+ * block of its own) and stays valid until jp_event_destroy(); never free or
+ * modify them, and never modify `root`.
  * The struct is transparent so that callers read fields directly; it is
  * never written after decoding, so it may be shared read-only between
  * threads. */
@@ -242,9 +243,11 @@ typedef struct jp_event {
      * result, audit and dead-letter records. `data` is borrowed from it. */
     json_t *root;
     json_t *data;
-    /* Private: storage behind labels and a derived scope. */
+    /* Private: storage behind labels, a derived scope and, once compacted,
+     * every string. */
     const char **priv_labels;
     char *priv_scope;
+    char *priv_strings;
 } jp_event_t;
 
 typedef struct jp_event_limits {
@@ -265,6 +268,13 @@ jp_err_t jp_event_decode(const void *buf, size_t len, const jp_event_limits_t *l
  * one a producer built. Takes a new reference to `root` on success; the
  * caller keeps its own reference either way. */
 jp_err_t jp_event_from_json(json_t *root, jp_event_t **out, char *errstr, size_t errstr_size);
+
+/* Moves every string of the event into one block it owns and releases
+ * `root` and `data` (both NULL afterwards): the typed fields stay the same,
+ * for a fraction of the memory (the parsed tree is a few dozen allocations;
+ * the worker holds thousands of events). JP_ERR_NOMEM leaves the event as it
+ * was. Not for events whose root a caller still reads. */
+jp_err_t jp_event_compact(jp_event_t *ev);
 
 /* Accepts NULL. */
 void jp_event_destroy(jp_event_t *ev);

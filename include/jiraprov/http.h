@@ -12,7 +12,9 @@
  *   and the callback is never called.
  *
  *   The request is copied (URL, headers, body): the caller's buffers may be
- *   reused as soon as jp_http_request returns. Header values are never
+ *   reused as soon as jp_http_request returns. At most opts.max_active
+ *   requests are with curl at once; later ones wait in a FIFO inside the
+ *   client and start, in order, as earlier ones finish. Header values are never
  *   logged. TLS peers are verified unless req->insecure is set. Redirects are
  *   not followed. Only http:// and https:// URLs are accepted.
  *
@@ -54,6 +56,10 @@ typedef enum jp_http_method {
 typedef struct jp_http_opts {
     long max_connections;      /* total open connections; default 64 */
     long max_host_connections; /* per host; default 16 */
+    long max_active;           /* requests handed to curl at once; default max_connections.
+                                  The others wait in the client's FIFO, holding only their
+                                  copy (no curl handle, no receive buffer); their timeout
+                                  starts when curl gets them */
     size_t max_response_bytes; /* body cap; default 16 MiB */
     long timeout_ms;           /* default total timeout per request; 30000 */
     long connect_timeout_ms;   /* default connect timeout; 5000 */
@@ -116,7 +122,8 @@ typedef enum jp_http_class {
 typedef struct jp_http_stats {
     uint64_t started;
     uint64_t completed[JP_HTTP_CLASS_COUNT];
-    uint64_t in_flight;
+    uint64_t in_flight; /* accepted, not finished (waiting ones included) */
+    uint64_t waiting;   /* of those, waiting for one of the max_active slots */
 } jp_http_stats_t;
 
 jp_http_t *jp_http_new(uv_loop_t *loop, const jp_http_opts_t *opts, char *errstr,

@@ -33,7 +33,9 @@
  *     configured site). Retry-After is the cool-down (1 s when absent). A
  *     burst cool-down also empties the bucket, so that resuming ramps up at
  *     the refill rate instead of stampeding; every worker honours it on its
- *     next token request.
+ *     next token request. A worker writes a burst or site cool-down once:
+ *     later 429s whose cool-down would end at most 250 ms after the one it
+ *     already wrote change nothing (a storm is one write, not thousands).
  *   - X-RateLimit-NearLimit: true slows the site down: for the next second
  *     its buckets refill at near_limit_slowdown of their rate.
  *   - Quarantine: quarantine_after consecutive 401/403 answers from one API

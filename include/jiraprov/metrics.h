@@ -124,6 +124,7 @@ typedef struct jp_metrics_worker {
     jp_metrics_family_t *events_replayed;     /* counter: answered from the recorded outcome */
     jp_metrics_family_t *retries;             /* counter {site,reason} */
     jp_metrics_family_t *event_processing;    /* histogram {type}: first start -> published */
+    jp_metrics_family_t *event_overhead;      /* histogram: the time the worker adds (pipeline.c) */
     jp_metrics_family_t *event_e2e;           /* histogram {type}: Kafka timestamp -> published */
     jp_metrics_family_t *events_held;         /* gauge: buffered, running or parked */
     jp_metrics_family_t *events_parked;       /* gauge: waiting for a retry time */

@@ -33,6 +33,13 @@
 
 typedef struct jp_pipeline jp_pipeline_t;
 
+/* Bucket upper bounds, in microseconds, of jiraprov_event_overhead_seconds
+ * (the time the worker adds to an event; see record_overhead in pipeline.c and
+ * the same numbers in seconds in metrics.c's catalogue), then +Inf. The
+ * benchmark's limit program buckets its own overhead with them. */
+#define JP_PIPELINE_OVERHEAD_BUCKETS 34
+extern const uint64_t jp_pipeline_overhead_bounds_us[JP_PIPELINE_OVERHEAD_BUCKETS - 1];
+
 /* Counters for metrics and health; read from any thread (relaxed). */
 typedef struct jp_pipeline_stats {
     uint64_t consumed;

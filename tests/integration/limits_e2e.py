@@ -6,7 +6,8 @@ script starts itself:
   2. quarantine: a run of 401s from SCIM quarantines the site (a site.state record on the
      results and audit topics, /readyz 503, nothing dead-lettered, almost no calls while it
      lasts); when the credentials work again a probe ends it and every parked event succeeds;
-  3. Redis loss: redis-server killed mid-run and restarted with its data: the worker pauses,
+  3. SIGTERM while calls wait for tokens of a small budget: the worker drains and exits;
+  4. Redis loss: redis-server killed mid-run and restarted with its data: the worker pauses,
      resumes, and every event ends with one result, no user created twice.
 
 Run by test_limits.sh (ctest integration.limits) with JP_SOURCE_DIR and JP_BUILD_DIR set.
@@ -250,6 +251,30 @@ def redis_loss(env, tmp, base, stack):
             restarted.wait(timeout=30)
 
 
+def stop_while_waiting(env, tmp, base):
+    """SIGTERM while calls wait for tokens: they are released (parked, due at once) and
+    nothing may start again; the worker must still drain and exit (it once spun its loop on
+    the parked items' wake-up timer instead)."""
+    worker = Worker(tmp, base, "stopwait", "rate_limits:\n  post_per_s: 2\n")
+    try:
+        produce(env, worker.topic,
+                [create(6000 + i, "sw-%03d@demo.example" % i) for i in range(300)])
+        waiting = w.wait_for("calls waiting for a token",
+                             lambda: (metric(worker.metrics(), "jiraprov_ratelimit_waiting") or 0)
+                             > 0, timeout=60)
+        w.check("calls wait for tokens of a 2/s budget", waiting)
+        t0 = time.monotonic()
+        worker.proc.terminate()
+        try:
+            rc = worker.proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            rc = None
+        w.check("SIGTERM with calls waiting for tokens: the worker drains and exits 0 "
+                "within 25 s", rc == 0, "rc %s after %.1f s" % (rc, time.monotonic() - t0))
+    finally:
+        worker.stop()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="jiraprov-limits-e2e.")
     stack = os.path.join(tmp, "stack")
@@ -264,13 +289,14 @@ def main():
         base = open(env["WORKER_CONFIG"]).read()
         retry_after(env, tmp, base)
         quarantine(env, tmp, base)
-        redis_loss(env, tmp, base, stack)
+        stop_while_waiting(env, tmp, base)
+        redis_loss(env, tmp, base, stack)  # last: it leaves no Redis behind
     finally:
         subprocess.run([os.path.join(w.SRC, "deploy/local/down.sh"), "--state", stack],
                        capture_output=True, timeout=60)
     if w.failures:
         w.say(f"{len(w.failures)} check(s) failed; logs in {tmp}")
-        for name in ("retryafter.log", "quarantine.log", "redisloss.log"):
+        for name in ("retryafter.log", "quarantine.log", "redisloss.log", "stopwait.log"):
             p = os.path.join(tmp, name)
             if os.path.exists(p):
                 w.say(f"--- tail of {name}")

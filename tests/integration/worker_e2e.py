@@ -305,6 +305,13 @@ def main():
         check("the first worker's metrics count completed events",
               re.search(r'jiraprov_events_completed_total\{type="[^"]+",status="succeeded"\} [1-9]', metrics),
               metrics[:300])
+        # The overhead histogram: cumulative buckets ending at +Inf = _count > 0.
+        buckets = [int(v) for v in re.findall(
+            r'^jiraprov_event_overhead_seconds_bucket\{le="[^"]+"\} (\d+)$', metrics, re.M)]
+        count = re.search(r"^jiraprov_event_overhead_seconds_count (\d+)$", metrics, re.M)
+        check("the metrics have the worker-overhead histogram, filled",
+              buckets and count and int(count.group(1)) > 0 and buckets[-1] == int(count.group(1))
+              and buckets == sorted(buckets), (buckets, count and count.group(1)))
         # The load of phase 4 may still be retrying against the emulator's burst limits
         # (shared budgets are issue 5's); this phase is about a site that is down, so the
         # healthy site's calls should not be throttled meanwhile.

@@ -91,14 +91,22 @@ static void expect_error(const char *text, jp_err_t want, const char *msg)
 
 /* ---- typed access on each valid corpus event ---------------------------- */
 
+/* The typed checks run on decoded events and again on compacted ones. */
+static int checking_compacted;
+
 static void check_common(const jp_event_t *ev, jp_event_type_t type)
 {
     ck_assert_int_eq(ev->type, type);
     ck_assert_str_eq(ev->site, "demo");
     ck_assert_str_eq(ev->actor, "alice@idhub.example");
-    ck_assert_ptr_nonnull(ev->root);
-    ck_assert_ptr_nonnull(ev->data);
-    ck_assert_ptr_eq(json_object_get(ev->root, "data"), ev->data);
+    if (checking_compacted) {
+        ck_assert_ptr_null(ev->root);
+        ck_assert_ptr_null(ev->data);
+    } else {
+        ck_assert_ptr_nonnull(ev->root);
+        ck_assert_ptr_nonnull(ev->data);
+        ck_assert_ptr_eq(json_object_get(ev->root, "data"), ev->data);
+    }
     ck_assert_str_eq(jp_event_key(ev), ev->subject);
 }
 
@@ -403,6 +411,46 @@ START_TEST(valid_corpus_typed)
     const struct valid_case *vc = &valid_cases[_i];
     jp_event_t *ev = load_valid(vc->file);
     vc->check(ev);
+    jp_event_destroy(ev);
+}
+END_TEST
+
+/* A compacted event has the same typed fields, and none of them points into
+ * the released tree any more (ASan would also catch a read of it). */
+static void expect_moved(const char *before, const char *after)
+{
+    ck_assert((before == NULL) == (after == NULL));
+    if (before)
+        ck_assert_ptr_ne(before, after);
+}
+
+START_TEST(valid_corpus_compacted)
+{
+    const struct valid_case *vc = &valid_cases[_i];
+    jp_event_t *ev = load_valid(vc->file);
+    jp_event_t old = *ev;
+    ck_assert_int_eq(jp_event_compact(ev), JP_OK);
+    ck_assert_int_eq(jp_event_compact(ev), JP_OK); /* twice is harmless */
+    checking_compacted = 1;
+    vc->check(ev);
+    checking_compacted = 0;
+    expect_moved(old.id, ev->id);
+    expect_moved(old.subject, ev->subject);
+    expect_moved(old.time, ev->time);
+    expect_moved(old.traceparent, ev->traceparent);
+    if (JP_EVENT_IS_ACCOUNT(ev->type))
+        for (int i = 0; i < JP_ATTR__COUNT; i++)
+            expect_moved(old.account.attr[i].value, ev->account.attr[i].value);
+    if (JP_EVENT_IS_ENTITLEMENT(ev->type))
+        expect_moved(old.entitlement.group, ev->entitlement.group);
+    if (JP_EVENT_IS_ISSUE(ev->type)) {
+        expect_moved(old.issue.summary.value, ev->issue.summary.value);
+        expect_moved(old.issue.description.value, ev->issue.description.value);
+    }
+    if (JP_EVENT_IS_RECON(ev->type)) {
+        expect_moved(old.recon.recon_id, ev->recon.recon_id);
+        expect_moved(old.recon.filter.department, ev->recon.filter.department);
+    }
     jp_event_destroy(ev);
 }
 END_TEST
@@ -905,6 +953,7 @@ static Suite *event_suite(void)
     Suite *s = suite_create("event");
     TCase *tc = tcase_create("corpus");
     tcase_add_loop_test(tc, valid_corpus_typed, 0, (int)N_VALID);
+    tcase_add_loop_test(tc, valid_corpus_compacted, 0, (int)N_VALID);
     tcase_add_test(tc, valid_corpus_complete);
     tcase_add_test(tc, invalid_corpus);
     tcase_add_test(tc, samples_per_type);

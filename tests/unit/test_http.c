@@ -240,6 +240,11 @@ static int conc_done(void *arg)
     return ((conc_t *)arg)->done >= 2000;
 }
 
+static int conc_done200(void *arg)
+{
+    return ((conc_t *)arg)->done >= 200;
+}
+
 START_TEST(two_thousand_concurrent_requests)
 {
     uv_loop_t loop;
@@ -306,6 +311,76 @@ START_TEST(connection_churn)
     ck_assert_int_ge(testsrv_total_conns(srv), 1000); /* really churned */
     jp_http_destroy(h);
     finish_loop(&loop);
+}
+END_TEST
+
+/* Past max_active, requests wait inside the client (no curl handle, no
+ * connection) and go out in order as slots free up; cancelling reaches the
+ * waiting ones too, as never sent. */
+static int silent_count;
+
+static void count_cb(const jp_http_resp_t *resp, void *opaque)
+{
+    conc_t *c = opaque;
+    c->done++;
+    if (resp->err == JP_OK && resp->status == 200)
+        c->ok++;
+    if (resp->cancelled && !resp->request_sent)
+        silent_count++;
+}
+
+START_TEST(waiting_requests_beyond_max_active)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256], url[256];
+    jp_http_opts_t o = {.max_connections = 64, .max_host_connections = 64, .max_active = 4};
+    jp_http_t *h = jp_http_new(&loop, &o, err, sizeof(err));
+    ck_assert_ptr_nonnull(h);
+    conc_t c = {0};
+    for (int i = 0; i < 200; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/echo/%d", i);
+        url_for(url, sizeof(url), path);
+        jp_http_req_t req = {.method = i % 2 ? JP_HTTP_PATCH : JP_HTTP_GET, .url = url};
+        if (i % 2) {
+            req.body = "{\"n\":1}";
+            req.body_len = 7;
+        }
+        ck_assert_int_eq(jp_http_request(h, &req, conc_cb, &c, err, sizeof(err)), JP_OK);
+    }
+    jp_http_stats_t st;
+    jp_http_stats(h, &st);
+    ck_assert_uint_eq(st.in_flight, 200);
+    ck_assert_uint_eq(st.waiting, 196);
+    ck_assert(testloop_run_until(&loop, conc_done200, &c, 60000));
+    ck_assert_int_eq(c.ok, 200);
+    /* curl was never given more than 4, though it could open 64 connections. */
+    ck_assert_int_le(testsrv_max_open(srv), 4);
+    jp_http_stats(h, &st);
+    ck_assert_uint_eq(st.in_flight, 0);
+    ck_assert_uint_eq(st.waiting, 0);
+
+    /* Waiting requests are cancelled as never sent. */
+    int port;
+    int lfd = silent_listener(&port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/never", port);
+    conc_t k = {0};
+    silent_count = 0;
+    for (int i = 0; i < 10; i++) {
+        jp_http_req_t req = {.method = JP_HTTP_GET, .url = url, .timeout_ms = 10000};
+        ck_assert_int_eq(jp_http_request(h, &req, count_cb, &k, err, sizeof(err)), JP_OK);
+    }
+    testloop_run_until(&loop, NULL, NULL, 100);
+    jp_http_cancel_all(h);
+    ck_assert_int_eq(k.done, 10);
+    ck_assert_int_eq(silent_count, 6);
+    jp_http_stats(h, &st);
+    ck_assert_uint_eq(st.in_flight, 0);
+    ck_assert_uint_eq(st.waiting, 0);
+    jp_http_destroy(h);
+    finish_loop(&loop);
+    close(lfd);
 }
 END_TEST
 
@@ -879,6 +954,7 @@ Suite *http_suite(void)
     tcase_add_test(tc, methods_bodies_and_headers);
     tcase_add_test(tc, two_thousand_concurrent_requests);
     tcase_add_test(tc, connection_churn);
+    tcase_add_test(tc, waiting_requests_beyond_max_active);
     tcase_add_test(tc, timeout_after_send_is_unknown_outcome);
     tcase_add_test(tc, connection_refused_was_not_sent);
     tcase_add_test(tc, response_headers);

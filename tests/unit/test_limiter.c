@@ -345,6 +345,43 @@ START_TEST(cooldown_short_waits_in_queue)
 }
 END_TEST
 
+/* A storm of 429s in one second is one cool-down write; a longer one is written. */
+START_TEST(cooldown_storm_one_write)
+{
+    env_open(LIMITS_20);
+    jp_limiter_call_t c0 = call(0, JP_HTTP_POST, "scim.users", JP_LANE_NORMAL);
+    for (int i = 0; i < 200; i++)
+        jp_limiter_observe(E.lim[0], &c0, false, 429, "2", NULL, NULL);
+    testloop_run_for(&E.loop, 30);
+    jp_limiter_stats_t st;
+    jp_limiter_stats(E.lim[0], &st);
+    ck_assert_uint_eq(st.cooldowns, 1);
+    /* A 503 with Retry-After of the same class is the same burst scope. */
+    jp_limiter_observe(E.lim[0], &c0, false, 503, "1", NULL, NULL);
+    jp_limiter_stats(E.lim[0], &st);
+    ck_assert_uint_eq(st.cooldowns, 1);
+    jp_limiter_call_t c1 = call(1, JP_HTTP_POST, "scim.users", JP_LANE_NORMAL);
+    ask(0, 1, &c1);
+    await_answers(1, 4000);
+    ck_assert_int_eq(E.g[0].v, JP_LIMITER_GO); /* after the 2 s cool-down (queued) */
+    /* Ending later than the one written (by more than the slack): written. */
+    jp_limiter_observe(E.lim[0], &c0, false, 429, "10", NULL, NULL);
+    testloop_run_for(&E.loop, 30);
+    jp_limiter_stats(E.lim[0], &st);
+    ck_assert_uint_eq(st.cooldowns, 2);
+    ask(1, 1, &c1);
+    await_answers(2, 2000);
+    ck_assert_int_eq(E.g[1].v, JP_LIMITER_DEFER);
+    ck_assert_int_ge(E.g[1].wait_ms, 9000);
+    /* Another class of the same site has a cool-down of its own. */
+    jp_limiter_call_t g0 = call(0, JP_HTTP_POST, "scim.groups", JP_LANE_NORMAL);
+    jp_limiter_observe(E.lim[0], &g0, false, 429, "2", NULL, NULL);
+    jp_limiter_stats(E.lim[0], &st);
+    ck_assert_uint_eq(st.cooldowns, 3);
+    env_close();
+}
+END_TEST
+
 /* RateLimit-Reason picks the scope: per-issue cools one issue; quota the
  * whole site. */
 START_TEST(cooldown_scopes)
@@ -575,6 +612,7 @@ static Suite *suite(void)
     tcase_add_test(tc, full_queue_defers);
     tcase_add_test(tc, cooldown_shared);
     tcase_add_test(tc, cooldown_short_waits_in_queue);
+    tcase_add_test(tc, cooldown_storm_one_write);
     tcase_add_test(tc, cooldown_scopes);
     tcase_add_test(tc, per_issue_window);
     tcase_add_test(tc, hourly_points);
