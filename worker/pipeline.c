@@ -641,8 +641,10 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
         jp_log(JP_LOG_WARN, COMPONENT, &ctx, "malformed event: %s", err);
     } else {
         /* Thousands are held at once: keep the typed fields, not the tree
-         * (on ENOMEM it simply stays as it is). */
-        (void)jp_event_compact(it->ev);
+         * (on ENOMEM it simply stays as it is). A reconciliation request keeps
+         * its tree: the run reads its filter from data (and there are few). */
+        if (it->ev->type != JP_EVENT_RECON_REQUEST)
+            (void)jp_event_compact(it->ev);
     }
     jp_metrics_event_consumed(it->ev ? jp_event_type_name(it->ev->type) : "invalid");
     /* Sequence by the Kafka key (what chose the partition); a malformed event
