@@ -1026,12 +1026,13 @@ class Bench:
             for line in f:
                 if line.startswith("summary:") or line.startswith("totals:"):
                     total = int(line.split()[1])
-        ann = subprocess.run(["callgrind_annotate", "--threshold=99", dump],
+        ann = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100", dump],
                              capture_output=True, text=True, timeout=300).stdout
         keep = os.path.join(self.out, "s7-%s.callgrind.txt" % kind)
         with open(keep, "w") as f:
             f.write(ann)
-        incl = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=99", dump],
+        incl = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=yes",
+                               "--threshold=99", dump],
                               capture_output=True, text=True, timeout=300).stdout
         return {"ir": total, "events": done, "ir_per_event": total / done if total else None,
                 "annotate": keep, "self": self.top_functions(ann, total, None),

@@ -67,6 +67,30 @@ def scim_counts(env):
     return created, calls, limited
 
 
+def assigned(port):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+            m = re.search(r"(?m)^jiraprov_partitions_assigned (\d+)", r.read().decode())
+            return int(m.group(1)) if m else 0
+    except OSError:
+        return 0
+
+
+def wait_assigned(ports, partitions, timeout=60):
+    """Until the group holds every partition (each worker one at least, when there are
+    enough), unchanged for a second."""
+    deadline, since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        counts = [assigned(p) for p in ports]
+        if sum(counts) == partitions and (len(ports) > partitions or min(counts) > 0):
+            since = since or time.monotonic()
+            if time.monotonic() - since >= 1.0:
+                return
+        else:
+            since = None
+        time.sleep(0.2)
+
+
 def run(env, tmp, base, mode, n_events, n_workers, limit):
     control(env, "POST", "/reset")
     control(env, "PUT", "/rate-limits", {
@@ -83,9 +107,15 @@ def run(env, tmp, base, mode, n_events, n_workers, limit):
     cfg += ("rate_limits:\n  shared: %s\n  get_per_s: 100000\n  post_per_s: %d\n"
             "retry:\n  max_attempts: 100\n  base_delay_ms: 500\n  max_delay_ms: 5000\n"
             % ("true" if shared else "false", limit))
-    procs = []
+    # The topic exists before the workers start (a metadata request creates it, with 4
+    # partitions), so that all of them join the group at once: a member that joins late moves
+    # partitions in the middle of the measurement, and that pause is not the limiter's.
+    subprocess.run(["kcat", "-b", env["KAFKA_BOOTSTRAP"], "-L", "-t", topic], check=True,
+                   capture_output=True, timeout=30)
+    procs, ports = [], []
     for i in range(n_workers):
-        c = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % free_port(), cfg)
+        ports.append(free_port())
+        c = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % ports[-1], cfg)
         c = re.sub(r'(?m)^(\s*instance_id:).*$', r'\1 "bench-%s-%d"' % (mode, i), c)
         path = os.path.join(tmp, "%s-%d.yaml" % (mode, i))
         with open(path, "w") as f:
@@ -93,6 +123,7 @@ def run(env, tmp, base, mode, n_events, n_workers, limit):
         os.chmod(path, 0o600)
         procs.append(subprocess.Popen([WORKER, "--config", path],
                                       stderr=open(path + ".log", "w")))
+    wait_assigned(ports, 4)
     lines = []
     for i in range(n_events):
         login = "bench-%s-%06d@bench.example" % (mode, i)

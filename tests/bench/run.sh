@@ -6,4 +6,4 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 export JP_SOURCE_DIR=$root JP_BUILD_DIR=${JP_BUILD_DIR:-$root/build}
-exec /usr/bin/python3 "$root/tests/bench/bench.py" "$@"
+exec /usr/bin/python3 -B "$root/tests/bench/bench.py" "$@"
