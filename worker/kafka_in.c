@@ -91,9 +91,10 @@ struct jp_kafka_in {
     /* The outstanding revoke, if any. */
     rd_kafka_topic_partition_list_t *revoke;
     rd_kafka_resp_err_t revoke_kind;
-    int revoke_lost;       /* assignment lost: the commit would be refused */
-    int revoke_done;       /* the callee called jp_kafka_in_revoke_done */
-    int revoke_committing; /* commit sent, waiting for its answer */
+    int revoke_lost;         /* assignment lost: the commit would be refused */
+    int revoke_done;         /* the callee called jp_kafka_in_revoke_done */
+    int revoke_committing;   /* commit sent, waiting for its answer */
+    int revoke_commit_tries; /* commits of this revoke tried again after a retriable error */
 
     int closing, closed, close_failed, close_notified;
     void (*on_closed)(void *opaque);
@@ -462,6 +463,7 @@ static void start_revoke(jp_kafka_in_t *in, rd_kafka_resp_err_t kind,
     in->revoke_lost = rd_kafka_assignment_lost(in->rk);
     in->revoke_done = 0;
     in->revoke_committing = 0;
+    in->revoke_commit_tries = 0;
     for (int i = 0; i < l->cnt; i++) {
         in_part_t *p = part_find(in, l->elems[i].partition);
         if (p)
@@ -591,6 +593,24 @@ static void on_revoke_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     for (int i = 0; !err && offsets && i < offsets->cnt; i++)
         if (offsets->elems[i].err)
             err = offsets->elems[i].err;
+    /* A commit refused while the group rebalances or its coordinator moves is worth another
+     * try or two: released uncommitted, the partitions' next owner redoes those events. */
+    if (err && offsets && in->revoke && in->revoke_committing && in->revoke_commit_tries < 3 &&
+        jp_classify_kafka(err, 0, 0) == JP_CLASS_RETRIABLE) {
+        in->revoke_commit_tries++;
+        rd_kafka_topic_partition_list_t *again = rd_kafka_topic_partition_list_copy(offsets);
+        for (int i = 0; again && i < again->cnt; i++)
+            again->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        rd_kafka_resp_err_t e2 =
+            again ? rd_kafka_commit_queue(in->rk, again, in->commitq, on_revoke_commit, in)
+                  : RD_KAFKA_RESP_ERR__NO_OFFSET;
+        rd_kafka_topic_partition_list_destroy(again);
+        if (!e2) {
+            jp_info(JP_KAFKA_IN_COMPONENT, "committing revoked offsets: %s; trying again",
+                    rd_kafka_err2str(err));
+            return;
+        }
+    }
     if (err)
         report(in, err, "committing the offsets of revoked partitions failed", 0);
     else
