@@ -48,9 +48,13 @@ def read_env(path):
 
 def consume(env, topic):
     """Every record of a topic, as (key, parsed value) pairs."""
-    out = subprocess.run(["kcat", "-C", "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", topic,
-                          "-o", "beginning", "-e", "-f", "%k\t%s\n"],
-                         capture_output=True, text=True, timeout=60)
+    for _ in range(3):  # a busy broker may fail kcat's metadata request: ask again
+        out = subprocess.run(["kcat", "-C", "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", topic,
+                              "-o", "beginning", "-e", "-f", "%k\t%s\n"],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode == 0:
+            break
+        say(f"kcat on {topic} exited {out.returncode}: {out.stderr.strip()[:300]}")
     records = []
     # split("\n"), not splitlines(): values may hold U+0085 or U+2028 (JSON keeps them raw).
     for line in out.stdout.split("\n"):
