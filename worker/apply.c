@@ -185,33 +185,12 @@ void jp_apply__report_user(jp_apply_op_t *op)
     jp_outcome_set_jira(op->out, "accountId", op->account_id);
 }
 
-static const char *method_name(jp_http_method_t m)
-{
-    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
-    return m <= JP_HTTP_DELETE ? names[m] : "?";
-}
-
-/* The path of a URL: no scheme, no authority (hence no userinfo), no query
- * string or fragment. */
-static void url_path(const char *url, char *out, size_t size)
-{
-    const char *p = strstr(url, "://");
-    p = p ? strchr(p + 3, '/') : NULL;
-    if (!p)
-        p = "/";
-    size_t n = strcspn(p, "?#");
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
 void jp_apply__resp_message(const jp_apply_op_t *op, const jp_http_resp_t *resp, char *buf,
                             size_t size)
 {
     char path[512];
-    url_path(op->req->url, path, sizeof(path));
-    int n = snprintf(buf, size, "%s %s: ", method_name(op->req->method), path);
+    jp_http_url_path(op->req->url, path, sizeof(path));
+    int n = snprintf(buf, size, "%s %s: ", jp_http_method_name(op->req->method), path);
     if (n < 0 || (size_t)n >= size)
         return;
     if (resp->status != 0) {
@@ -288,14 +267,15 @@ static void limit_call(const jp_apply_op_t *op, jp_limiter_call_t *c)
 static void record_call(jp_apply_op_t *op, const jp_http_resp_t *resp)
 {
     char path[1024];
-    url_path(op->req->url, path, sizeof(path));
+    jp_http_url_path(op->req->url, path, sizeof(path));
     int64_t dur_us = (int64_t)((uv_hrtime() - op->call_ns) / 1000u);
-    jp_outcome_add_call(op->out, method_name(op->req->method), jp_jira_api_name(op->req->api), path,
-                        op->req->endpoint_class, op->req->mutation ? 1 : 0,
-                        resp->err == JP_OK ? resp->status : 0, op->call_wall_ms, dur_us);
+    jp_outcome_add_call(op->out, jp_http_method_name(op->req->method),
+                        jp_jira_api_name(op->req->api), path, op->req->endpoint_class,
+                        op->req->mutation ? 1 : 0, resp->err == JP_OK ? resp->status : 0,
+                        op->call_wall_ms, dur_us);
     jp_metrics_jira_call(op->site->name, jp_jira_api_name(op->req->api), op->req->endpoint_class,
-                         method_name(op->req->method), resp->err == JP_OK ? resp->status : 0,
-                         (double)dur_us / 1e6);
+                         jp_http_method_name(op->req->method),
+                         resp->err == JP_OK ? resp->status : 0, (double)dur_us / 1e6);
 }
 
 static void on_http(const jp_http_resp_t *resp, void *opaque)

@@ -645,21 +645,23 @@ static jp_err_t check_request(const jp_http_req_t *req, char *errstr, size_t err
     return JP_OK;
 }
 
-static const char *method_name(jp_http_method_t m)
+const char *jp_http_method_name(jp_http_method_t m)
 {
-    switch (m) {
-    case JP_HTTP_POST:
-        return "POST";
-    case JP_HTTP_PUT:
-        return "PUT";
-    case JP_HTTP_PATCH:
-        return "PATCH";
-    case JP_HTTP_DELETE:
-        return "DELETE";
-    case JP_HTTP_GET:
-        break;
-    }
-    return "GET";
+    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+    return (unsigned)m <= JP_HTTP_DELETE ? names[m] : "OTHER";
+}
+
+void jp_http_url_path(const char *url, char *out, size_t size)
+{
+    const char *p = strstr(url, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    if (!p)
+        p = "/";
+    size_t n = strcspn(p, "?#");
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
 }
 
 static int set_method(CURL *e, const call_t *c)
@@ -670,7 +672,8 @@ static int set_method(CURL *e, const call_t *c)
     if (c->method == JP_HTTP_POST)
         rc |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
     else
-        rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method_name(c->method)) != CURLE_OK;
+        rc |=
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, jp_http_method_name(c->method)) != CURLE_OK;
     /* DELETE without a body sends none; the others always send a length. The
      * body is the call's own copy, alive until the call is freed. */
     if (c->method != JP_HTTP_DELETE || c->req_body_len > 0) {

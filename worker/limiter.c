@@ -259,12 +259,6 @@ jp_lane_t jp_lane_of(jp_event_type_t type)
     }
 }
 
-static const char *method_name(jp_http_method_t m)
-{
-    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
-    return m <= JP_HTTP_DELETE ? names[m] : "OTHER";
-}
-
 static uint64_t mono_ms(void)
 {
     return uv_hrtime() / 1000000u;
@@ -398,8 +392,8 @@ static queue_t *queue_get(jp_limiter_t *l, const jp_limiter_call_t *c)
     q->api = c->api;
     q->method = c->method;
     q->endpoint_class = strdup(cls);
-    q->bucket_key = strdup_printf("%s:b:%s:%s", s->tag, method_name(c->method), cls);
-    q->cool_key = strdup_printf("%s:cool:%s:%s", s->tag, method_name(c->method), cls);
+    q->bucket_key = strdup_printf("%s:b:%s:%s", s->tag, jp_http_method_name(c->method), cls);
+    q->cool_key = strdup_printf("%s:cool:%s:%s", s->tag, jp_http_method_name(c->method), cls);
     q->timer = malloc(sizeof(*q->timer));
     if (!q->endpoint_class || !q->bucket_key || !q->cool_key || !q->timer) {
         free(q->timer);
@@ -560,8 +554,8 @@ static void acquired(jp_redis_t *r, const redisReply *reply, jp_err_t err, const
         jp_metrics_site_quarantined(q->site->name, jp_jira_api_name(q->api), quarantined);
     q->site->quarantined[q->api] = quarantined;
     if (code >= 0) {
-        jp_metrics_ratelimit_tokens(q->site->name, q->endpoint_class, method_name(q->method),
-                                    (double)reply_int(reply, 3));
+        jp_metrics_ratelimit_tokens(q->site->name, q->endpoint_class,
+                                    jp_http_method_name(q->method), (double)reply_int(reply, 3));
         if (q->cooling) { /* a grant: no cool-down of either scope holds it any more */
             q->cooling = false;
             jp_metrics_ratelimit_cooldown(q->site->name, "endpoint", 0);

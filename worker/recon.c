@@ -332,25 +332,6 @@ static void fail_redis(jp_recon_run_t *run, const char *what, const char *errstr
 
 /* ---- Jira calls ---------------------------------------------------------------------------- */
 
-static const char *method_name(jp_http_method_t m)
-{
-    static const char *names[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
-    return m <= JP_HTTP_DELETE ? names[m] : "?";
-}
-
-static void url_path(const char *url, char *out, size_t size)
-{
-    const char *p = strstr(url, "://");
-    p = p ? strchr(p + 3, '/') : NULL;
-    if (!p)
-        p = "/";
-    size_t n = strcspn(p, "?#");
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
 static jp_outcome_status_t status_for(jp_class_t cls)
 {
     return cls == JP_CLASS_PERMANENT    ? JP_OUTCOME_FAILED
@@ -383,8 +364,8 @@ static jp_http_verdict_t verdict_of(const jp_http_resp_t *resp)
 static void fail_resp(jp_recon_run_t *run, const jp_jira_req_t *req, const jp_http_resp_t *resp)
 {
     char path[512], msg[768];
-    url_path(req->url, path, sizeof(path));
-    int n = snprintf(msg, sizeof(msg), "%s %s: ", method_name(req->method), path);
+    jp_http_url_path(req->url, path, sizeof(path));
+    int n = snprintf(msg, sizeof(msg), "%s %s: ", jp_http_method_name(req->method), path);
     if (n < 0 || (size_t)n >= sizeof(msg))
         n = 0;
     if (resp->status != 0 && resp->err == JP_OK)

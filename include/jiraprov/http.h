@@ -165,4 +165,12 @@ ssize_t jp_http_escape(const char *in, char *out, size_t out_size);
 int jp_http_header_ok(const char *value);
 int jp_http_header_okn(const char *value, size_t len);
 
+/* "GET", "POST", "PUT", "PATCH", "DELETE"; "OTHER" out of range. */
+const char *jp_http_method_name(jp_http_method_t m);
+
+/* The path of a URL into out (at most size - 1 bytes): no scheme, no
+ * authority (hence no userinfo), no query string or fragment, so that it can
+ * go into logs and records. "/" when the URL has none. */
+void jp_http_url_path(const char *url, char *out, size_t size);
+
 #endif
