@@ -611,9 +611,10 @@ static void on_revoke_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             return;
         }
     }
-    if (err)
+    if (err) {
+        in->stats.revoke_commit_failures++;
         report(in, err, "committing the offsets of revoked partitions failed", 0);
-    else
+    } else
         jp_debug(JP_KAFKA_IN_COMPONENT, "committed %d offset(s) before release",
                  offsets ? offsets->cnt : 0);
     if (in->revoke && in->revoke_committing) {
@@ -1096,8 +1097,10 @@ void jp_kafka_in_revoke_done(jp_kafka_in_t *in)
         rd_kafka_topic_partition_list_destroy(l);
         if (!err)
             in->revoke_committing = 1; /* on_revoke_commit releases them */
-        else
+        else {
+            in->stats.revoke_commit_failures++;
             report(in, err, "cannot commit the offsets of revoked partitions", 0);
+        }
     }
     if (!in->revoke_committing && !in->destroy_pending)
         finish_revoke(in);

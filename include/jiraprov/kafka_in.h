@@ -138,9 +138,11 @@ typedef struct jp_kafka_in_stats {
     int paused;        /* jp_kafka_in_pause() in effect */
     uint64_t consumed; /* messages delivered to on_message */
     uint64_t errors;   /* errors reported to on_error */
-    int brokers_up;    /* brokers connected at the last statistics (statistics.interval.ms,
-                        * 5 s unless the kafka: map says otherwise); 0 at once when all
-                        * went down; -1 before the first statistics */
+    /* revokes released without their offsets committed: the next owner redelivers them */
+    uint64_t revoke_commit_failures;
+    int brokers_up; /* brokers connected at the last statistics (statistics.interval.ms,
+                     * 5 s unless the kafka: map says otherwise); 0 at once when all
+                     * went down; -1 before the first statistics */
 } jp_kafka_in_stats_t;
 void jp_kafka_in_stats(const jp_kafka_in_t *in, jp_kafka_in_stats_t *out);
 

@@ -778,16 +778,29 @@ START_TEST(rebalance_deferred_revoke)
     ck_assert_msg(run_until(&loop, pair_consumed, &all, 15000), "A %d + B %d of %d", a.consumed,
                   b.consumed, total);
     run_for(&loop, 300);
+
+    /* The mock may refuse A's revoke commit (REBALANCE_IN_PROGRESS) even after three tries: A
+     * then counts it and B redoes the revoked partitions from their last commit — allowed
+     * (at least once, the worker's store skips what was done), but only with that count. */
+    jp_kafka_in_stats_t ast;
+    jp_kafka_in_stats(a.in, &ast);
+    int committed = ast.revoke_commit_failures == 0;
+    if (!committed)
+        fprintf(stderr, "rebalance_deferred_revoke: A's revoke commit was refused; "
+                        "checking at-least-once instead of exactly-once\n");
     for (int i = 0; i < N1; i++) {
         ck_assert_msg(a.seen[i] == 1, "old message %d seen %d times by A", i, a.seen[i]);
-        ck_assert_msg(b.seen[i] == 0, "old message %d redelivered to B", i);
+        ck_assert_msg(b.seen[i] <= !committed, "old message %d redelivered to B", i);
     }
-    for (int i = N1; i < total; i++)
-        ck_assert_msg(a.seen[i] + b.seen[i] == 1, "message %d seen %d+%d times", i, a.seen[i],
-                      b.seen[i]);
+    for (int i = N1; i < total; i++) {
+        int n = a.seen[i] + b.seen[i];
+        ck_assert_msg(committed ? n == 1 : (n >= 1 && a.seen[i] <= 1 && b.seen[i] <= 1),
+                      "message %d seen %d+%d times", i, a.seen[i], b.seen[i]);
+    }
     for (int i = 0; i < MAXP; i++)
         if (b.owned[i])
-            ck_assert_msg(b.first_offset[i] == a.stored[i],
+            ck_assert_msg(committed ? b.first_offset[i] == a.stored[i]
+                                    : b.first_offset[i] <= a.stored[i],
                           "B started partition %d at %lld, A stored %lld", i,
                           (long long)b.first_offset[i], (long long)a.stored[i]);
     ck_assert_int_eq(a.revoked_deliveries, 0);
