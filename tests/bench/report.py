@@ -238,9 +238,11 @@ def write(out, meta, results, summary):
                 c["case"], c["idle_mib"], c["hwm_mib"], c["held_max"], c["parked_max"],
                 _verdict(c["met"])))
         rec = r["recon"]
-        md += ["", "Reconciliation of 100k users: %s%s." % (
-            rec["status"], "; RSS growth %.1f MiB (%s)" % (
-                rec["growth_mib"], _verdict(rec["met"])) if "growth_mib" in rec else ""), ""]
+        md += ["", "Reconciliation of 100k users (one worker, after a one-user warm-up run): "
+               "%s%s." % (rec["status"], "; RSS %.1f MiB before, peak (VmHWM) %.1f MiB: "
+                          "growth **%.1f MiB** (%s)" % (
+                              rec["base_mib"], rec["peak_mib"], rec["growth_mib"],
+                              _verdict(rec["met"])) if "growth_mib" in rec else ""), ""]
         rows = []
         for c in r["cases"]:
             rows += [(round(t, 2), round(kb / 1024, 2), h, p) for t, kb, h, p in c["series"]]

@@ -100,6 +100,65 @@ def consume(env, topic):
     return recs
 
 
+class TopicTail:
+    """Follows a topic from its beginning for the whole run (one kcat, records kept as they
+    arrive). The embedded broker keeps about 5 MiB per partition and drops older records: a
+    long run writes more results and audit records than that, so they are collected while the
+    run goes on rather than read once at the end."""
+
+    def __init__(self, env, topic, path):
+        self.env, self.topic, self.path = env, topic, path
+        self.lock = threading.Lock()
+        self.records = []
+        self.seen = {}  # partition -> highest offset read
+        self.proc = subprocess.Popen(["kcat", "-C", "-q", "-u", "-b", env["KAFKA_BOOTSTRAP"],
+                                      "-t", topic, "-o", "beginning", "-f", "%p %o %s\n"],
+                                     stdout=subprocess.PIPE, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        with open(self.path, "w", buffering=1) as out:
+            for line in self.proc.stdout:
+                p, o, value = line.rstrip("\n").split(" ", 2)
+                out.write(value + "\n")
+                try:
+                    rec = json.loads(value)
+                except ValueError:
+                    rec = None
+                with self.lock:
+                    self.seen[int(p)] = int(o)
+                    if rec is not None:
+                        self.records.append(rec)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.records)
+
+    def caught_up(self, timeout=120):
+        """Waits until every record now on the topic was read; False on timeout."""
+        out = subprocess.run(["kcat", "-C", "-q", "-b", self.env["KAFKA_BOOTSTRAP"], "-t",
+                              self.topic, "-o", "-1", "-e", "-f", "%p %o\n"],
+                             capture_output=True, text=True, timeout=120)
+        last = {}
+        for line in out.stdout.split("\n"):
+            if line:
+                p, o = line.split()
+                last[int(p)] = max(last.get(int(p), -1), int(o))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(self.seen.get(p, -1) >= o for p, o in last.items()):
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.thread.join(timeout=30)
+
+
 # ---- the workload and its model ------------------------------------------------------------
 
 def envelope(run, n, etype, subject, data):
@@ -480,11 +539,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="jiraprov-model.")
     stack = Stack(tmp, 3 if a.fault == "kafka" else 1)
     workers = None
+    tails = []
     try:
         env = stack.env
         control(env, "POST", "/seed", {"groups": [{"name": g, "scim": True} for g in GROUPS]})
         events, model = workload(run, a.events, seed)
         topic = run + ".events"
+        results_tail = TopicTail(env, env["TOPIC_RESULTS"], os.path.join(tmp, "results.jsonl"))
+        audit_file = os.path.join(tmp, "audit.jsonl")
+        audit_tail = TopicTail(env, env["TOPIC_AUDIT"], audit_file)
+        tails = [results_tail, audit_tail]
         workers = Workers(stack, run, topic)
         for _ in range(a.workers):
             workers.start()
@@ -505,7 +569,7 @@ def main():
         results = {}
         while time.monotonic() < deadline:
             results = {}
-            for r in consume(env, env["TOPIC_RESULTS"]):
+            for r in results_tail.snapshot():
                 if r.get("type") == "com.jiraprov.result" and r["data"]["eventId"] in ids:
                     results.setdefault(r["data"]["eventId"], []).append(r["data"])
             answered[0] = len(results)
@@ -515,6 +579,12 @@ def main():
         stop.set()
         injector.join()
         codes = workers.stop_all()
+        check("the results and audit topics were read to their end",
+              all(t.caught_up() for t in tails))
+        results = {}
+        for r in results_tail.snapshot():
+            if r.get("type") == "com.jiraprov.result" and r["data"]["eventId"] in ids:
+                results.setdefault(r["data"]["eventId"], []).append(r["data"])
         check("every event has a terminal outcome on the results topic",
               len(results) == len(ids), "%d of %d" % (len(results), len(ids)))
         statuses = {i: {r["status"] for r in rs} for i, rs in results.items()}
@@ -540,7 +610,7 @@ def main():
               all(c == 0 for c in codes.values()), codes)
         if os.path.exists(AUDIT):
             key = os.path.join(stack.state, "secrets", "audit_hmac_key")
-            cmd = [AUDIT, "verify", "-b", env["KAFKA_BOOTSTRAP"], "-t", env["TOPIC_AUDIT"]]
+            cmd = [AUDIT, "verify", "-i", audit_file]
             if os.path.exists(key):
                 cmd += ["--key-file", key]
             v = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -548,6 +618,8 @@ def main():
         dups = sum(len(rs) - 1 for rs in results.values())
         say("%d events, %d answered more than once (redelivered)" % (len(ids), dups))
     finally:
+        for t in tails:
+            t.stop()
         if workers:
             for name in workers.names():
                 workers.kill(name, signal.SIGKILL)
