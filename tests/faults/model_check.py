@@ -111,7 +111,13 @@ class TopicTail:
         self.lock = threading.Lock()
         self.records = []
         self.seen = {}  # partition -> highest offset read
+        self.gaps = []  # (partition, first offset missing, next offset read)
+        # The mock answers a fetch only when fetch.wait.max.ms is over, so the default (500 ms,
+        # 1 MiB per partition) reads 2 MiB/s: a burst of records (a worker answering thousands
+        # of redelivered events from the store) would outrun it and be dropped unread.
         self.proc = subprocess.Popen(["kcat", "-C", "-q", "-u", "-b", env["KAFKA_BOOTSTRAP"],
+                                      "-X", "fetch.wait.max.ms=20",
+                                      "-X", "max.partition.fetch.bytes=8388608",
                                       "-t", topic, "-o", "beginning", "-f", "%p %o %s\n"],
                                      stdout=subprocess.PIPE, text=True)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -126,8 +132,11 @@ class TopicTail:
                     rec = json.loads(value)
                 except ValueError:
                     rec = None
+                p, o = int(p), int(o)
                 with self.lock:
-                    self.seen[int(p)] = int(o)
+                    if o != self.seen.get(p, -1) + 1:
+                        self.gaps.append((p, self.seen.get(p, -1) + 1, o))
+                    self.seen[p] = o
                     if rec is not None:
                         self.records.append(rec)
 
@@ -581,6 +590,9 @@ def main():
         codes = workers.stop_all()
         check("the results and audit topics were read to their end",
               all(t.caught_up() for t in tails))
+        check("every record of the results and audit topics was read (the embedded broker "
+              "dropped none before it was read)", not any(t.gaps for t in tails),
+              [(t.topic, t.gaps[:5]) for t in tails if t.gaps])
         results = {}
         for r in results_tail.snapshot():
             if r.get("type") == "com.jiraprov.result" and r["data"]["eventId"] in ids:
