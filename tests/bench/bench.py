@@ -42,6 +42,11 @@ UP = os.path.join(SRC, "deploy", "local", "up.sh")
 DOWN = os.path.join(SRC, "deploy", "local", "down.sh")
 HZ = os.sysconf("SC_CLK_TCK")
 
+# Scenario 6's stream (see paced_run); the environment overrides them for experiments.
+S6_PACE_MS = float(os.environ.get("S6_PACE_MS", "1"))
+S6_LINGER_MS = float(os.environ.get("S6_LINGER_MS", "1"))
+S6_FETCH_WAIT_MS = int(os.environ.get("S6_FETCH_WAIT_MS", "5"))
+
 SCENARIOS = ["overhead", "latency", "ratelimit", "isolation", "memory", "added-latency", "cost"]
 # jp_pipeline_overhead_bounds_us (include/jiraprov/pipeline.h), then +Inf.
 OVERHEAD_BOUNDS_US = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1250, 1500, 1750, 2000,
@@ -912,7 +917,7 @@ class Bench:
         # steady stream into bursts of half a second's events; 5 ms restores the steady flow.
         cfg = st.config(self.path(tag + ".yaml"), tag, topic, tag + ".results",
                         rate_limits=HIGH_RATES, port=port, instance=tag,
-                        kafka={"fetch.wait.max.ms": 5})
+                        kafka={"fetch.wait.max.ms": S6_FETCH_WAIT_MS})
         out = open(cfg + ".out", "w")
         log = open(cfg + ".log", "w")
         proc = subprocess.Popen([WORKER if kind == "worker" else LIMIT, "--config", cfg],
@@ -933,8 +938,11 @@ class Bench:
         lines = update_lines(n, "u", "b6.example", "demo", tag)
         # --skip-invalid makes the producer send each line as it is read (without it, it
         # reads everything first so that nothing is sent if one event is invalid).
+        # A steady stream: a write every S6_PACE_MS and the producer's linger as short, so
+        # that the harness does not itself deliver the events in bursts.
         prod = subprocess.Popen([PRODUCE, "-q", "--skip-invalid", "-b", st.env["KAFKA_BOOTSTRAP"],
-                                 "-t", topic, "-"], stdin=subprocess.PIPE, text=True)
+                                 "-X", "linger.ms=%g" % S6_LINGER_MS, "-t", topic, "-"],
+                                stdin=subprocess.PIPE, text=True)
         t0, sent = time.monotonic(), 0
         while sent < n:
             due = min(n, int((time.monotonic() - t0) * rate) + 1)
@@ -942,7 +950,7 @@ class Bench:
                 prod.stdin.write("".join(lines[sent:due]))
                 prod.stdin.flush()
                 sent = due
-            time.sleep(0.01)
+            time.sleep(S6_PACE_MS / 1000.0)
         paced = n / (time.monotonic() - t0)
         prod.stdin.close()
         prod.wait(timeout=120)

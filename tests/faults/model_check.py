@@ -115,30 +115,42 @@ class TopicTail:
         # The mock answers a fetch only when fetch.wait.max.ms is over, so the default (500 ms,
         # 1 MiB per partition) reads 2 MiB/s: a burst of records (a worker answering thousands
         # of redelivered events from the store) would outrun it and be dropped unread.
-        self.proc = subprocess.Popen(["kcat", "-C", "-q", "-u", "-b", env["KAFKA_BOOTSTRAP"],
-                                      "-X", "fetch.wait.max.ms=20",
-                                      "-X", "max.partition.fetch.bytes=8388608",
-                                      "-t", topic, "-o", "beginning", "-f", "%p %o %s\n"],
-                                     stdout=subprocess.PIPE, text=True)
-        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.stopping = False
+        self.proc = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def _read(self):
-        with open(self.path, "w", buffering=1) as out:
-            for line in self.proc.stdout:
+    def _run(self):
+        # kcat is restarted if it exits (-E keeps it going through the errors it can survive);
+        # a restart reads from the beginning again and skips what it already read.
+        while not self.stopping:
+            self.proc = subprocess.Popen(
+                ["kcat", "-C", "-q", "-u", "-E", "-b", self.env["KAFKA_BOOTSTRAP"],
+                 "-X", "fetch.wait.max.ms=20", "-X", "max.partition.fetch.bytes=8388608",
+                 "-t", self.topic, "-o", "beginning", "-f", "%p %o %s\n"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._read(self.proc.stdout)
+            self.proc.wait()
+            if not self.stopping:
+                time.sleep(0.5)
+
+    def _read(self, stream):
+        with open(self.path, "a", buffering=1) as out:
+            for line in stream:
                 p, o, value = line.rstrip("\n").split(" ", 2)
-                out.write(value + "\n")
-                try:
-                    rec = json.loads(value)
-                except ValueError:
-                    rec = None
                 p, o = int(p), int(o)
                 with self.lock:
-                    if o != self.seen.get(p, -1) + 1:
-                        self.gaps.append((p, self.seen.get(p, -1) + 1, o))
+                    last = self.seen.get(p, -1)
+                    if o <= last:
+                        continue
+                    if o != last + 1:
+                        self.gaps.append((p, last + 1, o))
                     self.seen[p] = o
-                    if rec is not None:
-                        self.records.append(rec)
+                out.write(value + "\n")
+                try:
+                    self.records.append(json.loads(value))
+                except ValueError:
+                    pass
 
     def snapshot(self):
         with self.lock:
@@ -163,8 +175,9 @@ class TopicTail:
         return False
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        self.stopping = True
+        if self.proc:
+            self.proc.terminate()
         self.thread.join(timeout=30)
 
 
