@@ -723,14 +723,18 @@ jp_limiter_wait_t *jp_limiter_acquire(jp_limiter_t *l, const jp_limiter_call_t *
             return NULL;
         }
     }
-    /* A full queue: this call's turn is far off; its event waits parked instead. */
+    /* A full queue: this call's turn is far off; its event waits parked instead. The count
+     * cap (max_queue) only applies to a queue that drains slowly (cooling down, or a turn
+     * beyond JP_LIMITER_FAST_TURN_MS at the bucket's rate): a burst for a bucket with tokens
+     * to spare is served in a few round trips, and parking it would only delay it. */
     double rate = method_rate(&c->site->rate_limits, c->method);
     size_t by_rate = (size_t)(rate * JP_LIMITER_QUEUE_MAX_MS / 1000.0) + 1;
-    size_t cap = l->max_queue && l->max_queue < by_rate ? l->max_queue : by_rate;
     q->waiting++;
     l->st.waiting++;
-    if (q->waiting > cap && w->lane != JP_LANE_DEPROVISION) {
-        int64_t turn = (int64_t)((double)q->waiting * 1000.0 / (rate > 0 ? rate : 1));
+    int64_t turn = (int64_t)((double)q->waiting * 1000.0 / (rate > 0 ? rate : 1));
+    bool slow = q->cooling || turn > JP_LIMITER_FAST_TURN_MS;
+    bool full = q->waiting > by_rate || (slow && l->max_queue && q->waiting > l->max_queue);
+    if (full && w->lane != JP_LANE_DEPROVISION) {
         w->full_wait_ms = turn > JP_LIMITER_QUEUE_MAX_MS ? turn : JP_LIMITER_QUEUE_MAX_MS;
         lane_push_back(&l->overflow, w);
         uv_timer_start(l->kick, kick_cb, 0, 0);

@@ -48,11 +48,12 @@
  *
  * Waiting
  *   A call waits in a local queue per bucket while tokens refill (one Redis
- *   round trip grants a batch to the queue's head). A queue holds at most
- *   opts.max_queue calls and about JP_LIMITER_QUEUE_MAX_MS worth of the
- *   bucket's rate; beyond that, and when the wait would be long (a cool-down or hourly quota over
- * JP_LIMITER_QUEUE_MAX_MS, a quarantine, a busy issue) the call is answered DEFER with the time to
- *   wait, so the caller parks its event instead of holding it.
+ *   round trip grants a batch to the queue's head). A queue holds about
+ *   JP_LIMITER_QUEUE_MAX_MS worth of the bucket's rate, and at most
+ *   opts.max_queue calls while it drains slowly (cooling down, or its last
+ *   turn beyond JP_LIMITER_FAST_TURN_MS); beyond that, and when the wait would be long (a cool-down
+ * or hourly quota over JP_LIMITER_QUEUE_MAX_MS, a quarantine, a busy issue) the call is answered
+ * DEFER with the time to wait, so the caller parks its event instead of holding it.
  *
  * Sharing off (rate_limits.shared: false) keeps the same state under keys
  * of this worker instance only: each worker limits itself (the benchmark's
@@ -84,6 +85,9 @@
 
 /* Longest wait a call spends queued; longer waits answer DEFER. */
 #define JP_LIMITER_QUEUE_MAX_MS 5000
+/* A queue whose last call's turn, at the bucket's rate, comes within this is fast: its
+ * calls are not turned away by opts.max_queue. */
+#define JP_LIMITER_FAST_TURN_MS 250
 /* Calls granted to one queue per Redis round trip at most. */
 #define JP_LIMITER_BATCH_MAX 32
 
@@ -137,10 +141,12 @@ typedef struct jp_limiter_opts {
     const jp_config_t *cfg; /* sites, their rate_limits, redis.key_prefix, instance id */
     jp_limiter_state_cb *on_site_state;
     void *opaque;
-    /* Calls one queue (site, API, method, class) may hold; a call that finds it
-     * full, or whose turn would come after JP_LIMITER_QUEUE_MAX_MS at the
-     * bucket's rate, is answered DEFER at once: a slow site must not hold
-     * every running event of the worker. 0 = no cap. */
+    /* Calls one slowly draining queue (site, API, method, class) may hold; a
+     * call that finds it full, or whose turn would come after
+     * JP_LIMITER_QUEUE_MAX_MS at the bucket's rate, is answered DEFER at once:
+     * a slow site must not hold every running event of the worker. A queue
+     * whose turns come within JP_LIMITER_FAST_TURN_MS is not capped. 0 = no
+     * cap. */
     size_t max_queue;
 } jp_limiter_opts_t;
 

@@ -302,6 +302,22 @@ START_TEST(full_queue_defers)
 }
 END_TEST
 
+/* A burst for a bucket with tokens to spare (200 calls, 100,000/s: the last turn
+ * within 2 ms) is not capped by max_queue: every call goes, none is parked. */
+START_TEST(fast_queue_not_capped)
+{
+    max_queue = 8;
+    env_open("  post_per_s: 100000\n");
+    max_queue = 0;
+    jp_limiter_call_t n = call(0, JP_HTTP_POST, "scim.users", JP_LANE_NORMAL);
+    for (int i = 0; i < 200; i++)
+        ask(i, 0, &n);
+    await_answers(200, 5000);
+    ck_assert_int_eq(count(0, 200, JP_LIMITER_GO), 200);
+    env_close();
+}
+END_TEST
+
 /* ---- the reactive view ---------------------------------------------------------- */
 
 /* A 429 seen by one worker stops the other at once: a long Retry-After
@@ -610,6 +626,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unshared_each_its_own);
     tcase_add_test(tc, deprovision_uses_reserve);
     tcase_add_test(tc, full_queue_defers);
+    tcase_add_test(tc, fast_queue_not_capped);
     tcase_add_test(tc, cooldown_shared);
     tcase_add_test(tc, cooldown_short_waits_in_queue);
     tcase_add_test(tc, cooldown_storm_one_write);
