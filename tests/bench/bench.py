@@ -45,7 +45,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 # Scenario 6's stream (see paced_run); the environment overrides them for experiments.
 S6_PACE_MS = float(os.environ.get("S6_PACE_MS", "1"))
 S6_LINGER_MS = float(os.environ.get("S6_LINGER_MS", "1"))
-S6_FETCH_WAIT_MS = int(os.environ.get("S6_FETCH_WAIT_MS", "5"))
+S6_FETCH_WAIT_MS = int(os.environ.get("S6_FETCH_WAIT_MS", "1"))
 
 SCENARIOS = ["overhead", "latency", "ratelimit", "isolation", "memory", "added-latency", "cost"]
 # jp_pipeline_overhead_bounds_us (include/jiraprov/pipeline.h), then +Inf.
