@@ -139,18 +139,18 @@ class TopicTail:
             for line in stream:
                 p, o, value = line.rstrip("\n").split(" ", 2)
                 p, o = int(p), int(o)
-                with self.lock:
+                with self.lock:  # written before it counts as read (caught_up)
                     last = self.seen.get(p, -1)
                     if o <= last:
                         continue
                     if o != last + 1:
                         self.gaps.append((p, last + 1, o))
+                    out.write(value + "\n")
+                    try:
+                        self.records.append(json.loads(value))
+                    except ValueError:
+                        pass
                     self.seen[p] = o
-                out.write(value + "\n")
-                try:
-                    self.records.append(json.loads(value))
-                except ValueError:
-                    pass
 
     def snapshot(self):
         with self.lock:
