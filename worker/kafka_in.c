@@ -614,9 +614,10 @@ static void on_revoke_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err) {
         in->stats.revoke_commit_failures++;
         report(in, err, "committing the offsets of revoked partitions failed", 0);
-    } else
+    } else {
         jp_debug(JP_KAFKA_IN_COMPONENT, "committed %d offset(s) before release",
                  offsets ? offsets->cnt : 0);
+    }
     if (in->revoke && in->revoke_committing) {
         in->revoke_committing = 0;
         finish_revoke(in);
@@ -1095,9 +1096,9 @@ void jp_kafka_in_revoke_done(jp_kafka_in_t *in)
     if (l) {
         err = rd_kafka_commit_queue(in->rk, l, in->commitq, on_revoke_commit, in);
         rd_kafka_topic_partition_list_destroy(l);
-        if (!err)
+        if (!err) {
             in->revoke_committing = 1; /* on_revoke_commit releases them */
-        else {
+        } else {
             in->stats.revoke_commit_failures++;
             report(in, err, "cannot commit the offsets of revoked partitions", 0);
         }

@@ -51,9 +51,10 @@
  *   round trip grants a batch to the queue's head). A queue holds about
  *   JP_LIMITER_QUEUE_MAX_MS worth of the bucket's rate, and at most
  *   opts.max_queue calls while it drains slowly (cooling down, or its last
- *   turn beyond JP_LIMITER_FAST_TURN_MS); beyond that, and when the wait would be long (a cool-down
- * or hourly quota over JP_LIMITER_QUEUE_MAX_MS, a quarantine, a busy issue) the call is answered
- * DEFER with the time to wait, so the caller parks its event instead of holding it.
+ *   turn beyond JP_LIMITER_FAST_TURN_MS). Beyond that, and when the wait
+ *   would be long (a cool-down or hourly quota over JP_LIMITER_QUEUE_MAX_MS,
+ *   a quarantine, a busy issue), the call is answered DEFER with the time to
+ *   wait, so the caller parks its event instead of holding it.
  *
  * Sharing off (rate_limits.shared: false) keeps the same state under keys
  * of this worker instance only: each worker limits itself (the benchmark's
