@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from jpstack import free_port  # noqa: E402
 
 SRC = os.environ["JP_SOURCE_DIR"]
 BUILD = os.environ["JP_BUILD_DIR"]
@@ -77,12 +79,6 @@ def check_alive(proc, log_path, what):
 
 
 # ---- processes ---------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def cpu_seconds(pid):
     """User + system CPU time of a live process so far."""

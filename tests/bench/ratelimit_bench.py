@@ -15,42 +15,19 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from jpstack import read_env, control, free_port  # noqa: E402
+
 SRC = os.environ["JP_SOURCE_DIR"]
 BUILD = os.environ["JP_BUILD_DIR"]
 WORKER = os.path.join(BUILD, "worker", "jiraprov-worker")
 PRODUCE = os.path.join(BUILD, "producers", "jiraprov-produce")
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("export "):
-                k, _, v = line[7:].strip().partition("=")
-                env[k] = v.strip("'")
-    return env
-
-
-def control(env, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    r = urllib.request.Request(env["EMULATOR_CONTROL_URL"] + path, method=method, data=data,
-                               headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(r, timeout=10) as resp:
-        text = resp.read()
-        return json.loads(text) if text else None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scim_counts(env):

@@ -29,14 +29,14 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from jpstack import read_env, control, free_port  # noqa: E402
 
 SRC = os.environ["JP_SOURCE_DIR"]
 BUILD = os.environ["JP_BUILD_DIR"]
@@ -59,31 +59,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         say("FAIL: %s %s" % (name, str(detail)[:2000]))
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("export "):
-                k, _, v = line[7:].strip().partition("=")
-                env[k] = v.strip("'")
-    return env
-
-
-def control(env, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    r = urllib.request.Request(env["EMULATOR_CONTROL_URL"] + path, method=method, data=data,
-                               headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(r, timeout=30) as resp:
-        text = resp.read()
-        return json.loads(text) if text else None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def consume(env, topic):

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import secrets as rnd
-import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from jpstack import read_env, control  # noqa: E402
 
 SRC = os.environ["JP_SOURCE_DIR"]
 BUILD = os.environ["JP_BUILD_DIR"]
@@ -47,16 +49,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         say(f"FAIL: {name} {detail}")
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            if line.startswith("export "):
-                name, _, value = line[7:].strip().partition("=")
-                env[name] = shlex.split(value)[0] if value else ""
-    return env
 
 
 def wait_for(what, fn, timeout=40):
@@ -101,13 +93,6 @@ def produce(env, events):
     lines = "".join(json.dumps(e) + "\n" for e in events)
     subprocess.run([PRODUCE, "-q", "-b", env["KAFKA_BOOTSTRAP"], "-t", env["TOPIC_EVENTS"], "-"],
                    input=lines, text=True, check=True, timeout=60)
-
-
-def control(env, method, path, body):
-    req = urllib.request.Request(env["EMULATOR_CONTROL_URL"] + path, method=method,
-                                 data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(req, timeout=10).read()
 
 
 def forms(value, email):

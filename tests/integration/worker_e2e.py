@@ -8,12 +8,14 @@ import base64
 import json
 import re
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from jpstack import read_env  # noqa: E402
 
 SRC = os.environ["JP_SOURCE_DIR"]
 BUILD = os.environ["JP_BUILD_DIR"]
@@ -33,17 +35,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         say(f"FAIL: {name} {detail}")
-
-
-def read_env(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("export "):
-                name, _, value = line[7:].partition("=")
-                env[name] = shlex.split(value)[0] if value else ""
-    return env
 
 
 def consume(env, topic):

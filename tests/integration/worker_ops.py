@@ -19,7 +19,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import promtext  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from jpstack import free_port  # noqa: E402
 import worker_e2e as e2e  # noqa: E402  (stack helpers: read_env, consume, wait_for, ...)
 
 SRC, BUILD, WORKER = e2e.SRC, e2e.BUILD, e2e.WORKER
@@ -45,12 +47,6 @@ def check(name, cond, detail=""):
     else:
         failures.append(name)
         say(f"FAIL: {name} {detail}")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url):
