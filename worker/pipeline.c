@@ -43,11 +43,15 @@ typedef struct item {
     int recorded;          /* the terminal outcome is in Redis: only publishing is left */
     int pending;           /* deliveries outstanding */
     int publish_failed;
-    int parked;           /* waiting in the sequencer for its retry time */
-    int attempts_loaded;  /* the schedule of earlier runs was read from Redis */
-    int attempts_stored;  /* Redis holds attempt state to clear at the end */
-    int ever_parked;      /* its overhead would include waiting: not measured */
-    uint64_t consumed_ns; /* uv_hrtime when the consumer handed it over */
+    int parked;                  /* waiting in the sequencer for its retry time */
+    int attempts_loaded;         /* the schedule of earlier runs was read from Redis */
+    int attempts_stored;         /* Redis holds attempt state to clear at the end */
+    int ever_parked;             /* its overhead would include waiting: not measured */
+    uint64_t consumed_ns;        /* uv_hrtime when the consumer handed it over */
+    int lookups;                 /* Redis answers still to come (and one for the sender) */
+    char *lookup_error;          /* the first lookup that failed */
+    jp_outcome_t *found_outcome; /* answers kept until both are in */
+    jp_store_attempts_t *found_attempts;
 } item_t;
 
 const uint64_t jp_pipeline_overhead_bounds_us[JP_PIPELINE_OVERHEAD_BUCKETS - 1] = {
@@ -123,6 +127,9 @@ static void item_free(item_t *it)
     free(it->decode_error);
     json_decref(it->history);
     jp_outcome_destroy(it->outcome);
+    free(it->lookup_error);
+    jp_outcome_destroy(it->found_outcome);
+    jp_store_attempts_free(it->found_attempts);
     free(it);
 }
 
@@ -486,22 +493,19 @@ static void start_apply(item_t *it)
     record_outcome(it);
 }
 
-/* ---- a retry schedule started by an earlier run ------------------------- */
+/* ---- what Redis knows of the event: one round trip ------------------------ */
 
-static void attempts_loaded(jp_err_t err, const char *errstr, jp_store_attempts_t *a, void *opaque)
+/* Redis's two answers about an event (its recorded outcome, and the attempt
+ * schedule an earlier run left) are asked for together: both commands go out
+ * in one write, and the item goes on when the second answer is in. */
+
+/* A retry schedule started by an earlier run (a crash, a rebalance) continues. */
+static void continue_schedule(item_t *it, jp_store_attempts_t *a)
 {
-    item_t *it = opaque;
-    jp_log_ctx_t ctx = item_ctx(it);
-    if (err != JP_OK && err != JP_ERR_INVALID) { /* INVALID: corrupt state, start afresh */
-        atomic_fetch_add(&it->p->st.redis_errors, 1);
-        jp_log(JP_LOG_WARN, COMPONENT, &ctx, "reading the attempt state: %s", errstr);
-        update_pause(it->p);
-        item_park(it, LOCAL_RETRY_MS);
-        return;
-    }
     it->attempts_loaded = 1;
     int64_t wait = 0;
     if (a && a->attempts > 0) {
+        jp_log_ctx_t ctx = item_ctx(it);
         it->attempts = a->attempts;
         it->first_ms = a->first_ms;
         it->attempts_stored = 1;
@@ -514,51 +518,94 @@ static void attempts_loaded(jp_err_t err, const char *errstr, jp_store_attempts_
                "continuing after %d earlier attempt(s); next in %lld ms", a->attempts,
                (long long)(wait > 0 ? wait : 0));
     }
-    jp_store_attempts_free(a);
     if (wait > 0)
         item_park(it, wait);
     else
         start_apply(it);
 }
 
-static void load_attempts(item_t *it)
+/* Both answers are in. Exactly once: a recorded outcome answers a redelivered
+ * event; otherwise it is applied, after its earlier schedule if it has one. */
+static void lookups_done(item_t *it)
 {
-    if (it->attempts_loaded) {
-        start_apply(it);
+    jp_outcome_t *recorded = it->found_outcome;
+    jp_store_attempts_t *a = it->found_attempts;
+    it->found_outcome = NULL;
+    it->found_attempts = NULL;
+    if (it->lookup_error) {
+        atomic_fetch_add(&it->p->st.redis_errors, 1);
+        jp_log_ctx_t ctx = item_ctx(it);
+        jp_log(JP_LOG_WARN, COMPONENT, &ctx, "reading the event's state: %s", it->lookup_error);
+        free(it->lookup_error);
+        it->lookup_error = NULL;
+        jp_outcome_destroy(recorded);
+        jp_store_attempts_free(a);
+        update_pause(it->p);
+        item_park(it, LOCAL_RETRY_MS);
         return;
     }
-    if (jp_store_get_attempts(it->p->store, it->ev->id, attempts_loaded, it) != JP_OK)
-        attempts_loaded(JP_ERR_REDIS, "Redis is not connected", NULL, it);
+    if (recorded) {
+        jp_store_attempts_free(a);
+        atomic_fetch_add(&it->p->st.replayed, 1);
+        it->outcome = recorded;
+        it->replayed = 1;
+        it->deadletter = recorded->status == JP_OUTCOME_FAILED;
+        publish_item(it);
+        return;
+    }
+    continue_schedule(it, a);
+    jp_store_attempts_free(a);
 }
 
-/* ---- exactly once: a recorded outcome answers a redelivered event ------ */
+/* The first failure is the one logged. */
+static void lookup_failed(item_t *it, const char *errstr)
+{
+    if (!it->lookup_error)
+        it->lookup_error = strdup(errstr ? errstr : "Redis error");
+}
+
+static void lookup_answered(item_t *it)
+{
+    if (--it->lookups == 0)
+        lookups_done(it);
+}
 
 static void outcome_looked_up(jp_err_t err, const char *errstr, jp_outcome_t *recorded,
                               void *opaque)
 {
     item_t *it = opaque;
-    if (err != JP_OK) {
-        atomic_fetch_add(&it->p->st.redis_errors, 1);
-        jp_log_ctx_t ctx = item_ctx(it);
-        jp_log(JP_LOG_WARN, COMPONENT, &ctx, "looking up the recorded outcome: %s", errstr);
-        update_pause(it->p);
-        item_park(it, LOCAL_RETRY_MS);
-        return;
-    }
-    if (!recorded) {
-        load_attempts(it);
-        return;
-    }
-    atomic_fetch_add(&it->p->st.replayed, 1);
-    it->outcome = recorded;
-    it->replayed = 1;
-    it->deadletter = recorded->status == JP_OUTCOME_FAILED;
-    publish_item(it);
+    if (err != JP_OK)
+        lookup_failed(it, errstr);
+    it->found_outcome = recorded;
+    lookup_answered(it);
+}
+
+static void attempts_looked_up(jp_err_t err, const char *errstr, jp_store_attempts_t *a,
+                               void *opaque)
+{
+    item_t *it = opaque;
+    if (err != JP_OK && err != JP_ERR_INVALID) /* INVALID: corrupt state, start afresh */
+        lookup_failed(it, errstr);
+    it->found_attempts = a;
+    lookup_answered(it);
+}
+
+static void look_up(item_t *it)
+{
+    jp_store_t *store = it->p->store;
+    /* Counted before sending: a refusal answers at once, and the last answer
+     * must not come before the second request is out. */
+    it->lookups = it->attempts_loaded ? 2 : 3;
+    if (jp_store_get_outcome(store, it->ev->id, outcome_looked_up, it) != JP_OK)
+        outcome_looked_up(JP_ERR_REDIS, "Redis is not connected", NULL, it);
+    if (!it->attempts_loaded &&
+        jp_store_get_attempts(store, it->ev->id, attempts_looked_up, it) != JP_OK)
+        attempts_looked_up(JP_ERR_REDIS, "Redis is not connected", NULL, it);
+    lookup_answered(it);
 }
 
 static void start_item(item_t *it)
 {
-    jp_pipeline_t *p = it->p;
     if (!it->started_mono)
         it->started_mono = mono_ms();
     if (!it->ev) { /* malformed: straight to the dead-letter topic */
@@ -573,8 +620,7 @@ static void start_item(item_t *it)
             record_outcome(it);
         return;
     }
-    if (jp_store_get_outcome(p->store, it->ev->id, outcome_looked_up, it) != JP_OK)
-        outcome_looked_up(JP_ERR_REDIS, "Redis is not connected", NULL, it);
+    look_up(it);
 }
 
 /* ---- the sequencer's side ------------------------------------------------ */

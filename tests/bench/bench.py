@@ -48,6 +48,8 @@ HZ = os.sysconf("SC_CLK_TCK")
 S6_PACE_MS = float(os.environ.get("S6_PACE_MS", "1"))
 S6_LINGER_MS = float(os.environ.get("S6_LINGER_MS", "1"))
 S6_FETCH_WAIT_MS = int(os.environ.get("S6_FETCH_WAIT_MS", "1"))
+# A fixed full rate (events/s) instead of scenario 1's, to compare builds at the same load.
+S6_FULL_RATE = float(os.environ.get("S6_FULL_RATE", "0"))
 
 SCENARIOS = ["overhead", "latency", "ratelimit", "isolation", "memory", "added-latency", "cost"]
 # jp_pipeline_overhead_bounds_us (include/jiraprov/pipeline.h), then +Inf.
@@ -989,7 +991,7 @@ class Bench:
 
     def added_latency(self):
         st = self.stack
-        full_rate = self.s1_worker_rate
+        full_rate = S6_FULL_RATE or self.s1_worker_rate
         if not full_rate:
             say("6 added-latency: calibrating (scenario 1 was not run): a short overhead run")
             n = 20000

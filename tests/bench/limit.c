@@ -6,7 +6,8 @@
  * kafka_in, kafka_out, redis and http, configured from the same YAML file):
  *   1. consume the message (kafka_in, offsets stored by hand as the worker does);
  *   2. Redis GET  <prefix>outcome:<id>              (the exactly-once lookup)
- *   3. Redis HMGET <prefix>attempts:<id> ...        (the attempt schedule)
+ *   3. Redis HMGET <prefix>attempts:<id> ...        (the attempt schedule),
+ *      sent with 2 in one write, both answers awaited;
  *   4. a token for the SCIM GET: one EVALSHA per batch of at most
  *      JP_LIMITER_BATCH_MAX waiting calls, one request in flight per bucket
  *      (the limiter's batching, with a one-line script instead of its logic);
@@ -79,6 +80,7 @@ struct ev {
     char login[LOGIN_MAX];
     char scim_id[SCIM_ID_MAX];
     int pending; /* deliveries outstanding */
+    int lookups; /* Redis answers still to come before the first token */
     int failed;
     uint64_t consumed_ns; /* when the consumer handed it over */
     uint64_t call_ns;     /* when the current HTTP call was sent */
@@ -376,25 +378,16 @@ static void do_lookup(ev_t *e)
     send_http(e, JP_HTTP_GET, url, NULL, looked_up);
 }
 
-static void attempts_read(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
-                          void *opaque)
+/* GET outcome and HMGET attempts go out together (as in the worker); the
+ * lookup waits for the second answer. */
+static void state_read(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
+                       void *opaque)
 {
     ev_t *e = opaque;
     if (err != JP_OK)
         fail(e, errstr);
-    tok_acquire(&e->app->tok_get, e, do_lookup);
-}
-
-static void outcome_read(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
-                         void *opaque)
-{
-    ev_t *e = opaque;
-    if (err != JP_OK)
-        fail(e, errstr);
-    char key[1024];
-    key_of(e->app, key, sizeof(key), "attempts:", e->id);
-    const char *argv[] = {"HMGET", key, "attempts", "first_ms", "next_ms", "history"};
-    redis_argv(e, attempts_read, 6, argv);
+    if (--e->lookups == 0)
+        tok_acquire(&e->app->tok_get, e, do_lookup);
 }
 
 /* ---- consumption -------------------------------------------------------------- */
@@ -460,10 +453,14 @@ static void on_message(jp_kafka_msg_t *msg, void *opaque)
         a->paused = 1;
         jp_kafka_in_pause(a->in);
     }
-    char key[1024];
-    key_of(a, key, sizeof(key), "outcome:", e->id);
-    const char *argv[] = {"GET", key};
-    redis_argv(e, outcome_read, 2, argv);
+    char okey[1024], akey[1024];
+    key_of(a, okey, sizeof(okey), "outcome:", e->id);
+    key_of(a, akey, sizeof(akey), "attempts:", e->id);
+    const char *get[] = {"GET", okey};
+    const char *hmget[] = {"HMGET", akey, "attempts", "first_ms", "next_ms", "history"};
+    e->lookups = 2;
+    redis_argv(e, state_read, 2, get);
+    redis_argv(e, state_read, 6, hmget);
 }
 
 static void on_revoke(const int32_t *partitions, size_t n, void *opaque)
