@@ -4,7 +4,14 @@
  * per lane. A queue has at most one token request in flight; its answer
  * releases a batch of waiters (GO), re-arms the queue's timer for the next
  * token, or defers the waiters (DEFER) when the wait is long. Everything
- * that decides lives in the two Lua scripts below, run inside Redis. */
+ * that decides lives in the two Lua scripts below, run inside Redis.
+ *
+ * Leases: while its bucket is more than half full, a queue asks for a few
+ * tokens beyond its waiters (about what it used in the last
+ * JP_LIMITER_LEASE_MS) and serves its next calls from them without a round
+ * trip; what is not used within JP_LIMITER_LEASE_MS is dropped (spent, never
+ * given back), as is every lease of a site when Jira answers 429, 503,
+ * 401/403 or near-limit. */
 #include "jiraprov/limiter.h"
 
 #include "jiraprov/classify.h"
@@ -194,10 +201,15 @@ struct queue {
     lane_list_t lanes[JP_LANE_COUNT];
     size_t waiting;
     bool asking;
-    struct ask *ask;          /* the token request in flight, if any */
-    bool cooling;             /* the last answer was a cool-down (its gauge is set) */
-    uint64_t cool_sent_until; /* end of the last burst cool-down this worker wrote */
-    uv_timer_t *timer;        /* separate allocation: closes after the queue is freed */
+    struct ask *ask;            /* the token request in flight, if any */
+    bool cooling;               /* the last answer was a cool-down (its gauge is set) */
+    uint64_t cool_sent_until;   /* end of the last burst cool-down this worker wrote */
+    size_t lease;               /* tokens granted beyond the waiters, unused */
+    uint64_t lease_until;       /* mono ms when they lapse */
+    bool plenty;                /* the last grant left the bucket more than half full */
+    uint64_t win_start;         /* current demand window (JP_LIMITER_LEASE_MS) */
+    size_t win_used, prev_used; /* calls granted in it, and in the one before */
+    uv_timer_t *timer;          /* separate allocation: closes after the queue is freed */
 };
 
 /* Outstanding Redis commands point here, so a callback arriving after
@@ -211,6 +223,7 @@ typedef struct ask {
     anchor_t *anchor;
     queue_t *q;
     jp_lane_t lane;
+    double cap, floor; /* the bucket as asked, to judge what the answer left */
     size_t n;
     jp_limiter_wait_t *ws[JP_LIMITER_BATCH_MAX];
 } ask_t;
@@ -444,6 +457,39 @@ static void wait_free(jp_limiter_wait_t *w)
     free(w);
 }
 
+/* ---- leases ----------------------------------------------------------------------- */
+
+static void roll_window(queue_t *q, uint64_t now)
+{
+    if (now - q->win_start < JP_LIMITER_LEASE_MS)
+        return;
+    q->prev_used = now - q->win_start < 2 * JP_LIMITER_LEASE_MS ? q->win_used : 0;
+    q->win_start = now;
+    q->win_used = 0;
+}
+
+/* What the queue spends in a lease period, judged by its recent calls. */
+static size_t recent_demand(queue_t *q, uint64_t now)
+{
+    roll_window(q, now);
+    return q->win_used > q->prev_used ? q->win_used : q->prev_used;
+}
+
+static void drop_lease(queue_t *q)
+{
+    q->lease = 0;
+    q->plenty = false;
+}
+
+/* Jira pushed back: nothing of the site is spent on tokens taken before. */
+static void drop_site_leases(jp_limiter_t *l, const site_state_t *s)
+{
+    for (size_t i = 0; i < QUEUE_BUCKETS; i++)
+        for (queue_t *q = l->queues[i]; q; q = q->next)
+            if (q->site == s)
+                drop_lease(q);
+}
+
 /* Answers one waiter (it leaves the queue's count) and frees it. */
 static void answer(queue_t *q, jp_limiter_wait_t *w, jp_limiter_verdict_t v, int64_t wait_ms,
                    const char *why)
@@ -462,6 +508,35 @@ static void answer(queue_t *q, jp_limiter_wait_t *w, jp_limiter_verdict_t v, int
     else if (v == JP_LIMITER_ERROR)
         l->st.errors++;
     cb(v, wait_ms, why, opaque);
+}
+
+/* A token for w: counted for its lane and for the queue's demand. */
+static void grant(queue_t *q, jp_limiter_wait_t *w)
+{
+    q->l->st.granted[w->lane]++;
+    roll_window(q, mono_ms());
+    q->win_used++;
+    answer(q, w, JP_LIMITER_GO, 0, NULL);
+}
+
+/* Serves waiting calls from the lease, in lane order; a call bound to an issue
+ * (its per-issue window is checked in Redis) stops it. */
+static void serve_from_lease(queue_t *q)
+{
+    if (q->lease && mono_ms() >= q->lease_until) {
+        q->l->st.lease_lapsed += q->lease;
+        q->lease = 0;
+    }
+    for (int lane = 0; lane < JP_LANE_COUNT && q->lease; lane++) {
+        lane_list_t *ll = &q->lanes[lane];
+        while (q->lease && ll->head && !ll->head->issue_key) {
+            q->lease--;
+            q->l->st.leased++;
+            grant(q, lane_pop(ll));
+        }
+        if (ll->head)
+            return;
+    }
 }
 
 /* A long wait: every queued call is deferred, each to a slightly different
@@ -494,7 +569,7 @@ static void timer_cb(uv_timer_t *t)
 
 static void schedule(queue_t *q, int64_t delay_ms)
 {
-    if (q->asking || q->waiting == 0)
+    if ((q->asking && !q->lease) || q->waiting == 0)
         return;
     uv_timer_start(q->timer, timer_cb, (uint64_t)(delay_ms > 0 ? delay_ms : 0), 0);
 }
@@ -562,17 +637,21 @@ static void acquired(jp_redis_t *r, const redisReply *reply, jp_err_t err, const
             jp_metrics_ratelimit_cooldown(q->site->name, "site", 0);
         }
     } else if (code == -1) {
+        drop_lease(q);
         q->cooling = true;
         jp_metrics_ratelimit_cooldown(q->site->name, reply_int(reply, 3) ? "site" : "endpoint",
                                       (double)wait / 1000.0);
     }
     size_t served = 0;
     if (code >= 0) {
-        for (; served < (size_t)code && served < a->n; served++) {
-            jp_limiter_wait_t *w = a->ws[served];
-            q->l->st.granted[w->lane]++;
-            answer(q, w, JP_LIMITER_GO, 0, NULL);
+        if ((size_t)code > a->n) { /* the lease: tokens beyond the waiters */
+            q->lease = (size_t)code - a->n;
+            q->lease_until = mono_ms() + JP_LIMITER_LEASE_MS;
         }
+        double left = (double)reply_int(reply, 3);
+        q->plenty = left - a->floor >= (a->cap - a->floor) / 2;
+        for (; served < (size_t)code && served < a->n; served++)
+            grant(q, a->ws[served]);
         size_t asked = a->n;
         put_back(a, served);
         free(a);
@@ -584,6 +663,7 @@ static void acquired(jp_redis_t *r, const redisReply *reply, jp_err_t err, const
             schedule(q, wait + (int64_t)(frand() * (double)(wait / 8 + 1)));
         return;
     }
+    drop_lease(q);    /* quarantined, hourly points spent, or a busy issue */
     if (code == -3) { /* the first call goes as the probe; the rest wait for its answer */
         answer(q, a->ws[0], JP_LIMITER_PROBE, 0, NULL);
         put_back(a, 1);
@@ -614,6 +694,7 @@ static void acquired(jp_redis_t *r, const redisReply *reply, jp_err_t err, const
 static void ask(queue_t *q)
 {
     jp_limiter_t *l = q->l;
+    serve_from_lease(q);
     if (q->asking || q->waiting == 0)
         return;
     int lane = 0;
@@ -645,6 +726,16 @@ static void ask(queue_t *q)
     double floor =
         lane == JP_LANE_DEPROVISION ? 0 : (rl->deprovision_reserve + FLOOR_MARGIN) * rate;
     double cap = rate > floor + 1 ? rate : floor + 1;
+    a->cap = cap;
+    a->floor = floor;
+    /* A lease only while the bucket has plenty, and never from the reserve. */
+    size_t extra = 0;
+    if (!issue && lane != JP_LANE_DEPROVISION && q->plenty) {
+        size_t by_rate = (size_t)(rate * JP_LIMITER_LEASE_MS / 1000.0);
+        extra = recent_demand(q, mono_ms());
+        extra = extra < by_rate ? extra : by_rate;
+        extra = extra < JP_LIMITER_BATCH_MAX ? extra : JP_LIMITER_BATCH_MAX;
+    }
 
     char k_site_cool[512], k_slow[512], k_quar[512], k_auth[512], k_points[512], k_iw[512],
         k_icool[512];
@@ -664,7 +755,7 @@ static void ask(queue_t *q)
     snprintf(s_rate, sizeof(s_rate), "%.3f", rate);
     snprintf(s_cap, sizeof(s_cap), "%.3f", cap);
     snprintf(s_floor, sizeof(s_floor), "%.3f", floor);
-    snprintf(s_n, sizeof(s_n), "%zu", a->n);
+    snprintf(s_n, sizeof(s_n), "%zu", a->n + extra);
     snprintf(s_slow, sizeof(s_slow), "%.3f", rl->near_limit_slowdown);
     snprintf(s_w1, sizeof(s_w1), "%d", rl->issue_writes_per_2s);
     snprintf(s_w2, sizeof(s_w2), "%d", rl->issue_writes_per_30s);
@@ -742,7 +833,7 @@ jp_limiter_wait_t *jp_limiter_acquire(jp_limiter_t *l, const jp_limiter_call_t *
     }
     lane_push_back(&q->lanes[w->lane], w);
     /* Never answer from inside this call: the request goes out from the loop. */
-    if (!q->asking && !uv_is_active((uv_handle_t *)q->timer))
+    if ((!q->asking || q->lease) && !uv_is_active((uv_handle_t *)q->timer))
         schedule(q, 0);
     return w;
 }
@@ -874,6 +965,9 @@ void jp_limiter_observe(jp_limiter_t *l, const jp_limiter_call_t *c, bool probe,
     site_state_t *s = site_state(l, c->site);
     if (!s)
         return;
+    if (status == 401 || status == 403 || status == 429 || status == 503 ||
+        (near_limit && strcasecmp(near_limit, "true") == 0))
+        drop_site_leases(l, s);
     if (status == 401 || status == 403) {
         char reason[16];
         snprintf(reason, sizeof(reason), "http_%ld", status);

@@ -48,7 +48,16 @@
  *
  * Waiting
  *   A call waits in a local queue per bucket while tokens refill (one Redis
- *   round trip grants a batch to the queue's head). A queue holds about
+ *   round trip grants a batch to the queue's head). While the bucket is more
+ *   than half full, a round trip also takes a lease: up to what the queue
+ *   used in the last JP_LIMITER_LEASE_MS (at most that long at the bucket's
+ *   rate, and JP_LIMITER_BATCH_MAX), granted to its next calls without a
+ *   round trip. A lease lapses after JP_LIMITER_LEASE_MS (its tokens are
+ *   spent, not returned), and every lease of a site is dropped when Jira
+ *   answers it 429, 503, 401/403 or near-limit, so the leases of all
+ *   workers together overshoot a cool-down written by another worker by at
+ *   most JP_LIMITER_LEASE_MS of traffic. Deprovisioning calls never lease
+ *   (they may spend the reserve, which a lease must not hold). A queue holds about
  *   JP_LIMITER_QUEUE_MAX_MS worth of the bucket's rate, and at most
  *   opts.max_queue calls while it drains slowly (cooling down, or its last
  *   turn beyond JP_LIMITER_FAST_TURN_MS). Beyond that, and when the wait
@@ -91,6 +100,9 @@
 #define JP_LIMITER_FAST_TURN_MS 250
 /* Calls granted to one queue per Redis round trip at most. */
 #define JP_LIMITER_BATCH_MAX 32
+/* How long tokens taken ahead (a lease) stay usable, and the window whose
+ * calls size the next lease. */
+#define JP_LIMITER_LEASE_MS 50
 
 typedef enum jp_lane {
     JP_LANE_DEPROVISION = 0, /* disable, delete, revoke: may use the reserve */
@@ -181,13 +193,15 @@ void jp_limiter_observe(jp_limiter_t *l, const jp_limiter_call_t *call, bool pro
 /* Counters since _new, for metrics. */
 typedef struct jp_limiter_stats {
     uint64_t granted[JP_LANE_COUNT];
-    uint64_t deferred;    /* DEFER answers */
-    uint64_t errors;      /* ERROR answers and failed observations */
-    uint64_t cooldowns;   /* cool-downs this worker set (429, 503) */
-    uint64_t near_limit;  /* near-limit slow-downs this worker set */
-    uint64_t redis_calls; /* token requests sent */
-    uint64_t waiting;     /* calls queued now */
-    uint64_t quarantined; /* site APIs this worker last saw quarantined */
+    uint64_t deferred;     /* DEFER answers */
+    uint64_t errors;       /* ERROR answers and failed observations */
+    uint64_t cooldowns;    /* cool-downs this worker set (429, 503) */
+    uint64_t near_limit;   /* near-limit slow-downs this worker set */
+    uint64_t redis_calls;  /* token requests sent */
+    uint64_t leased;       /* calls granted from a lease, without a round trip */
+    uint64_t lease_lapsed; /* leased tokens that lapsed unused */
+    uint64_t waiting;      /* calls queued now */
+    uint64_t quarantined;  /* site APIs this worker last saw quarantined */
 } jp_limiter_stats_t;
 
 void jp_limiter_stats(const jp_limiter_t *l, jp_limiter_stats_t *out);

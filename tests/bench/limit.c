@@ -9,7 +9,10 @@
  *   3. Redis HMGET <prefix>attempts:<id> ...        (the attempt schedule),
  *      sent with 2 in one write, both answers awaited;
  *   4. a token for the SCIM GET: one EVALSHA per batch of at most
- *      JP_LIMITER_BATCH_MAX waiting calls, one request in flight per bucket
+ *      JP_LIMITER_BATCH_MAX waiting calls plus the lease (as many as were
+ *      used in the last JP_LIMITER_LEASE_MS, at most JP_LIMITER_BATCH_MAX),
+ *      which serves the next calls without a round trip; one request in
+ *      flight per bucket
  *      (the limiter's batching, with a one-line script instead of its logic);
  *   5. HTTP GET <scim_url>/Users?filter=userName eq "<login>" (the lookup);
  *   6. Redis SET <prefix>cache:<site>:user:<login> EX, not awaited (the cache
@@ -94,7 +97,11 @@ typedef struct tokq {
     char key[256];
     ev_t *head, *tail;
     size_t waiting;
-    size_t asked; /* tokens asked by the request in flight; 0 when none */
+    size_t asked;                    /* tokens asked by the request in flight; 0 when none */
+    size_t extra;                    /* of which taken ahead (the lease) */
+    size_t lease;                    /* tokens taken ahead, unused */
+    uint64_t lease_until, win_start; /* uv_now ms */
+    size_t win_used, prev_used;      /* tokens used in this lease window and the last */
 } tokq_t;
 
 struct app {
@@ -133,13 +140,32 @@ static void fail(ev_t *e, const char *what)
 
 static void tok_ask(tokq_t *q);
 
+/* The limiter's lease, without its judgement of the bucket (this script grants
+ * everything): a busy queue asks for what it used in the last
+ * JP_LIMITER_LEASE_MS beyond its waiters and serves its next calls from them. */
+static void tok_used(tokq_t *q)
+{
+    uint64_t now = uv_now(q->app->loop);
+    if (now - q->win_start >= JP_LIMITER_LEASE_MS) {
+        q->prev_used = now - q->win_start < 2 * JP_LIMITER_LEASE_MS ? q->win_used : 0;
+        q->win_start = now;
+        q->win_used = 0;
+    }
+    q->win_used++;
+}
+
 static void tok_answered(jp_redis_t *r, const redisReply *reply, jp_err_t err, const char *errstr,
                          void *opaque)
 {
     tokq_t *q = opaque;
-    size_t n = q->asked;
-    q->asked = 0;
+    size_t n = q->asked - q->extra;
+    if (err == JP_OK && q->extra) {
+        q->lease = q->extra;
+        q->lease_until = uv_now(q->app->loop) + JP_LIMITER_LEASE_MS;
+    }
+    q->asked = q->extra = 0;
     while (n-- && q->head) {
+        tok_used(q);
         ev_t *e = q->head;
         q->head = e->next;
         if (!q->head)
@@ -157,12 +183,15 @@ static void tok_answered(jp_redis_t *r, const redisReply *reply, jp_err_t err, c
 static void tok_ask(tokq_t *q)
 {
     char n[16], errstr[256];
+    size_t used = q->win_used > q->prev_used ? q->win_used : q->prev_used;
+    q->extra = used < JP_LIMITER_BATCH_MAX ? used : JP_LIMITER_BATCH_MAX;
     q->asked = q->waiting < JP_LIMITER_BATCH_MAX ? q->waiting : JP_LIMITER_BATCH_MAX;
+    q->asked += q->extra;
     snprintf(n, sizeof(n), "%zu", q->asked);
     const char *keys[] = {q->key}, *args[] = {n};
     if (jp_redis_evalsha(q->app->redis, q->app->token_script, tok_answered, q, 1, keys, 1, args,
                          errstr, sizeof(errstr)) != JP_OK) {
-        q->asked = 0;
+        q->asked = q->extra = 0;
         while (q->head) { /* nothing was sent: let every waiter go on as failed */
             ev_t *e = q->head;
             q->head = e->next;
@@ -177,6 +206,14 @@ static void tok_ask(tokq_t *q)
 
 static void tok_acquire(tokq_t *q, ev_t *e, step_fn *cont)
 {
+    if (q->lease && uv_now(q->app->loop) >= q->lease_until)
+        q->lease = 0;
+    if (q->lease && !q->head) {
+        q->lease--;
+        tok_used(q);
+        cont(e);
+        return;
+    }
     e->cont = cont;
     if (q->tail)
         q->tail->next = e;

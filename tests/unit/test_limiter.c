@@ -568,6 +568,111 @@ START_TEST(quarantine_probe_refused)
 }
 END_TEST
 
+/* ---- leases ------------------------------------------------------------------------- */
+
+static jp_limiter_stats_t stats_of(int w)
+{
+    jp_limiter_stats_t st;
+    jp_limiter_stats(E.lim[w], &st);
+    return st;
+}
+
+/* Calls i.. one after the other (each answered before the next is asked),
+ * as a steady stream arrives; returns the next index. */
+static int one_by_one(int i, int n, int w, const jp_limiter_call_t *c)
+{
+    for (int k = 0; k < n; k++, i++) {
+        ask(i, w, c);
+        await_answers(i + 1, 2000);
+        ck_assert_int_eq(E.g[i].v, JP_LIMITER_GO);
+    }
+    return i;
+}
+
+/* Calls one by one until one needed a round trip: a lease was just taken
+ * (the queue has been busy, so it asked for more than that call). */
+static int until_round_trip(int i, int w, const jp_limiter_call_t *c)
+{
+    uint64_t before = stats_of(w).redis_calls;
+    while (stats_of(w).redis_calls == before && i < MAXW - 8)
+        i = one_by_one(i, 1, w, c);
+    ck_assert_int_lt(i, MAXW - 8);
+    return i;
+}
+
+/* With a bucket far from empty, a busy queue takes tokens ahead: most calls
+ * of a steady stream are granted without a round trip, every one counted. */
+START_TEST(lease_serves_without_round_trip)
+{
+    env_open("  get_per_s: 100000\n");
+    jp_limiter_call_t c = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
+    one_by_one(0, 100, 0, &c);
+    jp_limiter_stats_t st = stats_of(0);
+    ck_assert_uint_eq(st.granted[JP_LANE_NORMAL], 100);
+    ck_assert_uint_ge(st.leased, 80);
+    ck_assert_uint_eq(st.leased + st.redis_calls, 100);
+    env_close();
+}
+END_TEST
+
+/* A 429 drops the lease: the next call asks Redis and finds the cool-down
+ * (a lease would have sent it into the storm). */
+START_TEST(lease_dropped_on_429)
+{
+    env_open("  get_per_s: 100000\n");
+    jp_limiter_call_t c = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
+    int i = one_by_one(0, 20, 0, &c);
+    i = until_round_trip(i, 0, &c);
+    uint64_t leased = stats_of(0).leased;
+    i = one_by_one(i, 1, 0, &c); /* the control: the lease serves it */
+    ck_assert_uint_eq(stats_of(0).leased, leased + 1);
+    i = until_round_trip(i, 0, &c);
+    leased = stats_of(0).leased;
+    /* Observed before the next token request goes out on the same connection. */
+    jp_limiter_observe(E.lim[0], &c, false, 429, "10", NULL, NULL);
+    ask(i, 0, &c);
+    await_answers(i + 1, 2000);
+    ck_assert_int_eq(E.g[i].v, JP_LIMITER_DEFER);
+    ck_assert_int_ge(E.g[i].wait_ms, 9000);
+    ck_assert_uint_eq(stats_of(0).leased, leased);
+    env_close();
+}
+END_TEST
+
+/* Tokens taken ahead are usable for JP_LIMITER_LEASE_MS only: after that the
+ * next call asks again and the unused tokens are counted as lapsed. */
+START_TEST(lease_lapses)
+{
+    env_open("  get_per_s: 100000\n");
+    jp_limiter_call_t c = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
+    int i = one_by_one(0, 20, 0, &c);
+    i = until_round_trip(i, 0, &c);
+    jp_limiter_stats_t st = stats_of(0);
+    ck_assert_uint_eq(st.lease_lapsed, 0);
+    testloop_run_for(&E.loop, JP_LIMITER_LEASE_MS + 30); /* the lease's lifetime is the point */
+    one_by_one(i, 1, 0, &c);
+    jp_limiter_stats_t after = stats_of(0);
+    ck_assert_uint_eq(after.redis_calls, st.redis_calls + 1);
+    ck_assert_uint_eq(after.leased, st.leased);
+    ck_assert_uint_gt(after.lease_lapsed, 0);
+    env_close();
+}
+END_TEST
+
+/* Deprovisioning may spend the reserve, which no lease may hold: each of its
+ * calls asks Redis for exactly itself. */
+START_TEST(no_lease_for_deprovisioning)
+{
+    env_open("  delete_per_s: 100000\n");
+    jp_limiter_call_t d = call(0, JP_HTTP_DELETE, "scim.users", JP_LANE_DEPROVISION);
+    one_by_one(0, 30, 0, &d);
+    jp_limiter_stats_t st = stats_of(0);
+    ck_assert_uint_eq(st.leased, 0);
+    ck_assert_uint_eq(st.redis_calls, 30);
+    env_close();
+}
+END_TEST
+
 /* ---- Redis trouble, cancellation ------------------------------------------------ */
 
 START_TEST(redis_down_answers_error)
@@ -636,6 +741,10 @@ static Suite *suite(void)
     tcase_add_test(tc, near_limit_slows);
     tcase_add_test(tc, quarantine_and_recovery);
     tcase_add_test(tc, quarantine_probe_refused);
+    tcase_add_test(tc, lease_serves_without_round_trip);
+    tcase_add_test(tc, lease_dropped_on_429);
+    tcase_add_test(tc, lease_lapses);
+    tcase_add_test(tc, no_lease_for_deprovisioning);
     tcase_add_test(tc, redis_down_answers_error);
     tcase_add_test(tc, cancel_and_destroy);
     suite_add_tcase(s, tc);
