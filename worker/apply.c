@@ -438,7 +438,9 @@ static void user_lookup(jp_apply_op_t *op)
 {
     jp_jira_req_t *req = NULL;
     char why[256];
-    jp_err_t err = jp_jira_scim_user_find(op->site, op->login, &req, why, sizeof(why));
+    jp_err_t err = op->user_own_attrs
+                       ? jp_jira_scim_user_find_own(op->site, op->login, &req, why, sizeof(why))
+                       : jp_jira_scim_user_find(op->site, op->login, &req, why, sizeof(why));
     jp_apply__send(op, err, req, why, on_user_found);
 }
 
@@ -473,6 +475,7 @@ void jp_apply__user_resolve(jp_apply_op_t *op, const char *login, bool want_reso
 {
     op->login = login;
     op->user_cont = cont;
+    op->user_own_attrs = want_resource;
     jp_store_t *store = op->a->store;
     if (!want_resource && store &&
         jp_store_cache_get(store, op->site->name, CACHE_KIND_USER, login, on_cache_user, op) ==

@@ -76,6 +76,7 @@ struct jp_apply_op {
     bool user_absent;
     bool user_cached;    /* ids came from the store cache */
     bool user_refreshed; /* a stale cached id was already looked up again */
+    bool user_own_attrs; /* the lookup may leave out groups and meta (account flows) */
     bool after_conflict; /* account.create: the POST met 409 once */
     char *note;          /* a message kept for a later step (the 409's) */
     json_t *pending;     /* names of what the write in flight changes */
@@ -136,8 +137,10 @@ void jp_apply__report_user(jp_apply_op_t *op);
 
 /* Resolves `login` to op->scim_id / op->account_id, then calls cont (also
  * when there is no such user: op->user_absent). With want_resource the
- * SCIM resource is always read (op->user); otherwise the store cache may
- * answer (op->user_cached). Lookup failures finish the op. */
+ * SCIM resource is always read (op->user), without its groups and meta
+ * (read-only: no mapping compares them); otherwise the store cache may
+ * answer (op->user_cached), and a lookup reads the whole resource. Lookup
+ * failures finish the op. */
 void jp_apply__user_resolve(jp_apply_op_t *op, const char *login, bool want_resource,
                             jp_apply__cont_t *cont);
 /* After a 404 on an id that came from the cache: drops the entry and

@@ -28,10 +28,10 @@ static char *scim_quoted(const char *v)
     return out;
 }
 
-/* GET <resource>?filter=<attr> eq "<value>" */
+/* GET <resource>?filter=<attr> eq "<value>"[&excludedAttributes=<excluded>] */
 static jp_err_t scim_find(const jp_site_t *site, const char *resource, const char *cls,
-                          const char *attr, const char *value, jp_jira_req_t **out, char *errstr,
-                          size_t errstr_size)
+                          const char *attr, const char *value, const char *excluded,
+                          jp_jira_req_t **out, char *errstr, size_t errstr_size)
 {
     jp_jira__bld_t b;
     jp_jira__bld_init(&b, site, JP_JIRA_API_SCIM, JP_HTTP_GET, cls, errstr, errstr_size);
@@ -44,6 +44,8 @@ static jp_err_t scim_find(const jp_site_t *site, const char *resource, const cha
             snprintf(filter, n, "%s eq %s", attr, q);
             jp_jira__bld_path(&b, resource);
             jp_jira__bld_query(&b, "filter", filter);
+            if (excluded)
+                jp_jira__bld_query(&b, "excludedAttributes", excluded);
         }
         free(filter);
         free(q);
@@ -54,20 +56,28 @@ static jp_err_t scim_find(const jp_site_t *site, const char *resource, const cha
 jp_err_t jp_jira_scim_user_find(const jp_site_t *site, const char *user_name, jp_jira_req_t **out,
                                 char *errstr, size_t errstr_size)
 {
-    return scim_find(site, "/Users", SCIM_CLASS_U, "userName", user_name, out, errstr, errstr_size);
+    return scim_find(site, "/Users", SCIM_CLASS_U, "userName", user_name, NULL, out, errstr,
+                     errstr_size);
+}
+
+jp_err_t jp_jira_scim_user_find_own(const jp_site_t *site, const char *user_name,
+                                    jp_jira_req_t **out, char *errstr, size_t errstr_size)
+{
+    return scim_find(site, "/Users", SCIM_CLASS_U, "userName", user_name, "groups,meta", out,
+                     errstr, errstr_size);
 }
 
 jp_err_t jp_jira_scim_user_find_external_id(const jp_site_t *site, const char *external_id,
                                             jp_jira_req_t **out, char *errstr, size_t errstr_size)
 {
-    return scim_find(site, "/Users", SCIM_CLASS_U, "externalId", external_id, out, errstr,
+    return scim_find(site, "/Users", SCIM_CLASS_U, "externalId", external_id, NULL, out, errstr,
                      errstr_size);
 }
 
 jp_err_t jp_jira_scim_group_find(const jp_site_t *site, const char *display_name,
                                  jp_jira_req_t **out, char *errstr, size_t errstr_size)
 {
-    return scim_find(site, "/Groups", SCIM_CLASS_G, "displayName", display_name, out, errstr,
+    return scim_find(site, "/Groups", SCIM_CLASS_G, "displayName", display_name, NULL, out, errstr,
                      errstr_size);
 }
 

@@ -116,6 +116,11 @@ void jp_jira_req_http(const jp_jira_req_t *req, jp_http_req_t *out);
  * percent-encoded. */
 jp_err_t jp_jira_scim_user_find(const jp_site_t *site, const char *user_name, jp_jira_req_t **out,
                                 char *errstr, size_t errstr_size);
+/* The same with excludedAttributes=groups,meta: the user's own attributes
+ * only, for callers that compare or write those (a user's groups can make
+ * the full resource hundreds of times larger). */
+jp_err_t jp_jira_scim_user_find_own(const jp_site_t *site, const char *user_name,
+                                    jp_jira_req_t **out, char *errstr, size_t errstr_size);
 jp_err_t jp_jira_scim_user_find_external_id(const jp_site_t *site, const char *external_id,
                                             jp_jira_req_t **out, char *errstr, size_t errstr_size);
 /* GET /Users/{id} */

@@ -134,6 +134,12 @@ START_TEST(scim_user_find_plain)
     BUILD_OK(jp_jira_scim_user_find_external_id(&site, "00u1a2b3", &req, err, sizeof(err)));
     expect(JP_HTTP_GET, SCIM_BASE "/Users?filter=externalId%20eq%20%2200u1a2b3%22", "scim.users",
            NULL, true, false);
+    /* The account flows read the user's own attributes only. */
+    BUILD_OK(jp_jira_scim_user_find_own(&site, "jdoe@example.com", &req, err, sizeof(err)));
+    expect(JP_HTTP_GET,
+           SCIM_BASE "/Users?filter=userName%20eq%20%22jdoe%40example.com%22"
+                     "&excludedAttributes=groups%2Cmeta",
+           "scim.users", NULL, true, false);
 }
 END_TEST
 
