@@ -50,7 +50,8 @@ static const char zero_mac[JP_AUDIT_MAC_HEX] =
 typedef struct buf {
     char *p;
     size_t len, cap;
-    int bad; /* allocation failed */
+    int bad;        /* allocation failed */
+    size_t skip_at; /* where the skipped object's members begin (after its '{'); 0: none */
 } buf_t;
 
 static void put(buf_t *b, const void *s, size_t n)
@@ -186,6 +187,8 @@ static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const where
         }
         qsort(keys, k, sizeof(*keys), cmp_keys);
         put(b, "{", 1);
+        if (v == skip)
+            b->skip_at = b->len;
         jp_err_t rc = JP_OK;
         for (size_t i = 0; i < k && rc == JP_OK; i++) {
             where_t sub = {at, keys[i], 0};
@@ -240,8 +243,9 @@ static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const where
     return b->bad ? JP_ERR_NOMEM : JP_OK;
 }
 
-jp_err_t jp_audit_canonical(const json_t *record, char **out, size_t *len, char *errstr,
-                            size_t errstr_size)
+/* The canonical form; *skip_at (when not NULL) is where data.chain's members begin. */
+static jp_err_t canonical(const json_t *record, char **out, size_t *len, size_t *skip_at,
+                          char *errstr, size_t errstr_size)
 {
     *out = NULL;
     if (len)
@@ -265,7 +269,15 @@ jp_err_t jp_audit_canonical(const json_t *record, char **out, size_t *len, char 
     *out = b.p;
     if (len)
         *len = b.len;
+    if (skip_at)
+        *skip_at = b.skip_at;
     return JP_OK;
+}
+
+jp_err_t jp_audit_canonical(const json_t *record, char **out, size_t *len, char *errstr,
+                            size_t errstr_size)
+{
+    return canonical(record, out, len, NULL, errstr, errstr_size);
 }
 
 /* ---- MACs, key ids, stream ids ----------------------------------------------- */
@@ -420,7 +432,34 @@ void jp_audit_chain_destroy(jp_audit_chain_t *c)
     free(c);
 }
 
-jp_err_t jp_audit_chain_seal(jp_audit_chain_t *c, json_t *record, char *errstr, size_t errstr_size)
+/* The canonical text with "mac":"<mac>", inserted at `at` (the first member of data.chain,
+ * which always has more members after it). */
+static char *with_mac(const char *canon, size_t len, size_t at, const char *mac, size_t *out_len)
+{
+    static const char head[] = "\"mac\":\"";
+    size_t hex = JP_AUDIT_MAC_HEX - 1;
+    char *out = malloc(len + sizeof(head) - 1 + hex + 3);
+    if (!out)
+        return NULL;
+    char *p = out;
+    memcpy(p, canon, at);
+    p += at;
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    memcpy(p, mac, hex);
+    p += hex;
+    memcpy(p, "\",", 2);
+    p += 2;
+    memcpy(p, canon + at, len - at);
+    p += len - at;
+    *p = '\0';
+    *out_len = (size_t)(p - out);
+    return out;
+}
+
+/* Seals; with text, also returns the published form (with_mac). */
+static jp_err_t seal(jp_audit_chain_t *c, json_t *record, char **text, size_t *text_len,
+                     char *errstr, size_t errstr_size)
 {
     json_t *data = json_object_get(record, "data");
     if (!json_is_object(record) || !json_is_object(data))
@@ -441,25 +480,43 @@ jp_err_t jp_audit_chain_seal(jp_audit_chain_t *c, json_t *record, char *errstr, 
         json_object_del(data, JP_RECORD_AUDIT_CHAIN_FIELD);
         return jp_err_set(errstr, errstr_size, JP_ERR_NOMEM, "out of memory");
     }
-    char *text;
-    size_t len;
-    jp_err_t rc = jp_audit_canonical(record, &text, &len, errstr, errstr_size);
+    char *canon;
+    size_t len, at = 0;
+    jp_err_t rc = canonical(record, &canon, &len, &at, errstr, errstr_size);
     if (rc != JP_OK) {
         json_object_del(data, JP_RECORD_AUDIT_CHAIN_FIELD);
         return rc;
     }
     char mac[JP_AUDIT_MAC_HEX];
-    chain_mac(c, text, len, mac);
-    free(text);
-    if (json_object_set_new(link, "mac", json_string(mac)) != 0) {
+    chain_mac(c, canon, len, mac);
+    char *out = text && at ? with_mac(canon, len, at, mac, text_len) : NULL;
+    free(canon);
+    if ((text && !out) || json_object_set_new(link, "mac", json_string(mac)) != 0) {
+        free(out);
         json_object_del(data, JP_RECORD_AUDIT_CHAIN_FIELD);
-        return jp_err_set(errstr, errstr_size, JP_ERR_NOMEM, "out of memory");
+        return jp_err_set(errstr, errstr_size, at || !text ? JP_ERR_NOMEM : JP_ERR_INTERNAL,
+                          at || !text ? "out of memory" : "no chain in the canonical form");
     }
+    if (text)
+        *text = out;
     memcpy(c->undo_prev, c->prev, sizeof(c->prev));
     memcpy(c->prev, mac, sizeof(mac));
     c->next_seq++;
     c->can_rewind = 1;
     return JP_OK;
+}
+
+jp_err_t jp_audit_chain_seal(jp_audit_chain_t *c, json_t *record, char *errstr, size_t errstr_size)
+{
+    return seal(c, record, NULL, NULL, errstr, errstr_size);
+}
+
+jp_err_t jp_audit_chain_seal_text(jp_audit_chain_t *c, json_t *record, char **text, size_t *len,
+                                  char *errstr, size_t errstr_size)
+{
+    *text = NULL;
+    *len = 0;
+    return seal(c, record, text, len, errstr, errstr_size);
 }
 
 int jp_audit_chain_rewind(jp_audit_chain_t *c)
@@ -802,17 +859,20 @@ static void owe(jp_audit_trail_t *t, pending_t *pd, jp_err_t err, const char *ms
 static int produce_head(jp_audit_trail_t *t)
 {
     pending_t *pd = t->head;
-    char err[512];
-    if (jp_audit_chain_seal(t->chain, pd->rec, err, sizeof(err)) != JP_OK) {
+    char err[512], *text;
+    size_t text_len;
+    jp_err_t sealed =
+        jp_audit_chain_seal_text(t->chain, pd->rec, &text, &text_len, err, sizeof(err));
+    if (sealed == JP_ERR_NOMEM)
+        return 0;
+    if (sealed != JP_OK) {
         /* Records come from the record module; one without a canonical form is a bug. */
         jp_error(COMPONENT, "audit record dropped: %s", err);
         owe(t, pd, JP_ERR_INTERNAL, err);
         return 1;
     }
     int64_t seq = jp_audit_chain_next_seq(t->chain) - 1;
-    size_t text_len = 0;
-    char *text = jp_json_dumps(pd->rec, &text_len);
-    delivery_t *d = text ? malloc(sizeof(*d)) : NULL;
+    delivery_t *d = malloc(sizeof(*d));
     if (!d) {
         free(text);
         jp_audit_chain_rewind(t->chain);

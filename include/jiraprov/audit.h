@@ -106,6 +106,11 @@ void jp_audit_chain_destroy(jp_audit_chain_t *c); /* NULL ok */
  * JP_ERR_INVALID when the record is not an object with a `data` object or has no canonical
  * form (the chain does not advance); JP_ERR_NOMEM. */
 jp_err_t jp_audit_chain_seal(jp_audit_chain_t *c, json_t *record, char *errstr, size_t errstr_size);
+/* The same, and *text (malloc'd, *len bytes) is the sealed record as published: its
+ * canonical form with "mac" as the first member of data.chain, so the record is serialised
+ * once. */
+jp_err_t jp_audit_chain_seal_text(jp_audit_chain_t *c, json_t *record, char **text, size_t *len,
+                                  char *errstr, size_t errstr_size);
 
 /* Undoes the last seal (only the last one, once): for a record that could not be produced,
  * so that the next record takes its place and the stream has no gap. Returns 0, or -1 when

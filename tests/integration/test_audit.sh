@@ -131,12 +131,26 @@ else
 fi
 
 # ---- 3. the export tampered with in each way ---------------------------------------------
-s1=$(grep -o '"previous":{"stream":"[^"]*"' "$export" | head -1 | cut -d'"' -f6)
-s2=$(grep '"previous":{"stream"' "$export" | head -1 | grep -o '"chain":{"stream":"[^"]*"' |
-    cut -d'"' -f6)
-[[ -n $s1 && -n $s2 ]] || { jp_t_fail "no stream.started naming a predecessor in the export"; exit 1; }
+# The first stream.started naming a predecessor: s1 is the predecessor, s2 the new stream
+# (member order is not part of the format: read the JSON).
+read -r s1 s2 < <("$PY" - "$export" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line).get("data", {})
+    if isinstance(d.get("previous"), dict) and d["previous"].get("stream"):
+        print(d["previous"]["stream"], d["chain"]["stream"])
+        break
+PY
+)
+[[ -n ${s1:-} && -n ${s2:-} ]] || { jp_t_fail "no stream.started naming a predecessor in the export"; exit 1; }
 line_of() { # STREAM SEQ: line number of that record in the export
-    grep -n "\"chain\":{\"stream\":\"$1\",\"seq\":$2," "$export" | cut -d: -f1
+    "$PY" - "$export" "$1" "$2" <<'PY'
+import json, sys
+for n, line in enumerate(open(sys.argv[1]), 1):
+    c = json.loads(line).get("data", {}).get("chain", {})
+    if c.get("stream") == sys.argv[2] and c.get("seq") == int(sys.argv[3]):
+        print(n)
+PY
 }
 # expect NAME FILE PATTERN: verify fails on FILE and its report has PATTERN (grep -E).
 expect() {
@@ -182,20 +196,39 @@ expect "a forged record inserted is found: forged, and where the genuine one is"
     "^forged: $f:$((l5 + 1)): record claiming seq 5 of stream $s1 .* genuine seq 5 is at $f:$l5"
 
 # The second stream's stream.started says how far the first got: cutting the first's tail shows.
-anchor=$(grep -o "\"previous\":{\"stream\":\"$s1\",\"seq\":[0-9]*" "$export" | grep -o '[0-9]*$')
-stop_line=$(grep -n "\"operation\":\"stream.stopped\".*\"chain\":{\"stream\":\"$s1\"" "$export" |
-    cut -d: -f1)
+# chain_filter STREAM FROM [TO]: the export without that stream's records FROM..TO (default: on).
+chain_filter() {
+    "$PY" - "$export" "$@" <<'PY'
+import json, sys
+stream, lo = sys.argv[2], int(sys.argv[3])
+hi = int(sys.argv[4]) if len(sys.argv) > 4 else float("inf")
+for line in open(sys.argv[1]):
+    c = json.loads(line).get("data", {}).get("chain", {})
+    if not (c.get("stream") == stream and lo <= c.get("seq", -1) <= hi):
+        sys.stdout.write(line)
+PY
+}
+read -r anchor stop_line < <("$PY" - "$export" "$s1" <<'PY'
+import json, sys
+anchor = stop = None
+for n, line in enumerate(open(sys.argv[1]), 1):
+    d = json.loads(line).get("data", {})
+    if (d.get("previous") or {}).get("stream") == sys.argv[2]:
+        anchor = d["previous"]["seq"]
+    if d.get("operation") == "stream.stopped" and d.get("chain", {}).get("stream") == sys.argv[2]:
+        stop = n
+print(anchor, stop)
+PY
+)
 jp_t_eq "the second stream anchors on the first one's stream.stopped" "$stop_line" \
     "$(line_of "$s1" "$anchor")"
 f=$tmp/tail.jsonl
-awk -v s="\"chain\":{\"stream\":\"$s1\",\"seq\":" -v a="$anchor" \
-    '{ i = index($0, s); if (i && substr($0, i + length(s)) + 0 >= a) next; print }' \
-    "$export" >"$f"
+chain_filter "$s1" "$anchor" >"$f"
 expect "the first stream's last record cut is found: truncated, by the successor's anchor" "$f" \
     "^truncated: stream $s1 ends at seq $((anchor - 1)) .* its successor $s2 .* reached seq $anchor"
 
 f=$tmp/head.jsonl
-grep -v "\"chain\":{\"stream\":\"$s2\",\"seq\":0," "$export" >"$f"
+chain_filter "$s2" 0 0 >"$f"
 expect "the second stream's first record cut is found" "$f" \
     "^dropped: stream $s2 begins at seq 1"
 

@@ -300,6 +300,43 @@ END_TEST
 
 /* ---- the chain ---------------------------------------------------------------------- */
 
+/* The published text is the canonical form with the mac as data.chain's first member: it
+ * parses to the sealed tree, and taking the mac out gives back what the mac covers. */
+START_TEST(seal_text_is_the_sealed_record)
+{
+    char err[256];
+    jp_audit_chain_t *c = jp_audit_chain_new(KEY, strlen(KEY), "s:1:ab", err, sizeof err);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < 3; i++) {
+        json_t *rec = call_record("w", i);
+        char *text, *canon;
+        size_t len, clen;
+        ck_assert_int_eq(jp_audit_chain_seal_text(c, rec, &text, &len, err, sizeof err), JP_OK);
+        ck_assert_uint_eq(strlen(text), len);
+        json_t *back = json_loadb(text, len, 0, NULL);
+        ck_assert_msg(json_equal(back, rec), "published: %s", text);
+        const char *mac = json_string_value(
+            json_object_get(json_object_get(json_object_get(rec, "data"), "chain"), "mac"));
+        ck_assert_str_eq(mac, jp_audit_chain_last_mac(c));
+        ck_assert_int_eq(jp_audit_canonical(rec, &canon, &clen, err, sizeof err), JP_OK);
+        char spliced[128];
+        snprintf(spliced, sizeof spliced, "\"chain\":{\"mac\":\"%s\",", mac);
+        const char *at = strstr(text, spliced);
+        ck_assert_ptr_nonnull(at);
+        size_t head = (size_t)(at - text) + strlen("\"chain\":{");
+        size_t cut = strlen(spliced) - strlen("\"chain\":{");
+        ck_assert_uint_eq(len, clen + cut);
+        ck_assert(memcmp(text, canon, head) == 0);
+        ck_assert(memcmp(text + head + cut, canon + head, clen - head) == 0);
+        free(canon);
+        free(text);
+        json_decref(back);
+        json_decref(rec);
+    }
+    jp_audit_chain_destroy(c);
+}
+END_TEST
+
 START_TEST(chain_links_and_rewind)
 {
     char err[256];
@@ -1141,6 +1178,7 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, stream_ids);
     tcase_add_test(tc, record_audit_stream_builder);
     tcase_add_test(tc, chain_links_and_rewind);
+    tcase_add_test(tc, seal_text_is_the_sealed_record);
     suite_add_tcase(s, tc);
     tc = tcase_create("verifier");
     tcase_add_test(tc, verify_clean_stream);
