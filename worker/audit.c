@@ -130,9 +130,14 @@ static void put_string(buf_t *b, const char *s, size_t n)
     put(b, "\"", 1);
 }
 
-static int cmp_keys(const void *a, const void *b)
+typedef struct member {
+    const char *key;
+    const json_t *value;
+} member_t;
+
+static int cmp_members(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const member_t *)a)->key, ((const member_t *)b)->key);
 }
 
 /* Where canon() is, for error messages only: a chain of member names / array indexes built on
@@ -171,9 +176,9 @@ static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const where
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         size_t n = json_object_size(v), k = 0;
-        const char *stack_keys[32];
-        const char **keys = n <= 32 ? stack_keys : malloc(n * sizeof(*keys));
-        if (!keys) {
+        member_t stack_members[32];
+        member_t *ms = n <= 32 ? stack_members : malloc(n * sizeof(*ms));
+        if (!ms) {
             b->bad = 1;
             return JP_ERR_NOMEM;
         }
@@ -183,24 +188,24 @@ static jp_err_t canon(buf_t *b, const json_t *v, const json_t *skip, const where
         {
             if (v == skip && !strcmp(key, "mac"))
                 continue;
-            keys[k++] = key;
+            ms[k++] = (member_t){key, member};
         }
-        qsort(keys, k, sizeof(*keys), cmp_keys);
+        qsort(ms, k, sizeof(*ms), cmp_members);
         put(b, "{", 1);
         if (v == skip)
             b->skip_at = b->len;
         jp_err_t rc = JP_OK;
         for (size_t i = 0; i < k && rc == JP_OK; i++) {
-            where_t sub = {at, keys[i], 0};
+            where_t sub = {at, ms[i].key, 0};
             if (i)
                 put(b, ",", 1);
-            put_string(b, keys[i], strlen(keys[i]));
+            put_string(b, ms[i].key, strlen(ms[i].key));
             put(b, ":", 1);
-            rc = canon(b, json_object_get(v, keys[i]), skip, &sub, errstr, errstr_size);
+            rc = canon(b, ms[i].value, skip, &sub, errstr, errstr_size);
         }
         put(b, "}", 1);
-        if (keys != stack_keys)
-            free(keys);
+        if (ms != stack_members)
+            free(ms);
         if (rc != JP_OK)
             return rc;
         break;

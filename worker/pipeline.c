@@ -414,9 +414,9 @@ static void applied(jp_outcome_t *o, void *opaque)
     jp_log_ctx_t ctx = item_ctx(it);
 
     atomic_fetch_sub(&p->st.in_flight, 1);
-    publish_calls_audit(it, o);
     if (o->status == JP_OUTCOME_DEFERRED) {
         /* The shared budget said wait: not a failure, not an attempt. */
+        publish_calls_audit(it, o);
         it->attempts--;
         int64_t delay = o->retry_after_ms > 0 ? o->retry_after_ms : 0;
         jp_log(JP_LOG_DEBUG, COMPONENT, &ctx, "deferred %lld ms: %s", (long long)delay,
@@ -425,6 +425,11 @@ static void applied(jp_outcome_t *o, void *opaque)
         jp_outcome_destroy(o);
         item_park(it, delay);
         return;
+    }
+    int audited = 0;
+    if (o->status == JP_OUTCOME_RETRY || o->status == JP_OUTCOME_QUARANTINE) {
+        publish_calls_audit(it, o);
+        audited = 1;
     }
     if (o->status == JP_OUTCOME_QUARANTINE) /* parked, not failed: auditors see why */
         jp_audit_trail_decision(p->audit, it->ev, o, "quarantined", NULL, NULL);
@@ -464,6 +469,10 @@ static void applied(jp_outcome_t *o, void *opaque)
     jp_log(JP_LOG_DEBUG, COMPONENT, &ctx, "%s %s: %s", jp_event_type_name(it->ev->type),
            it->ev->subject, jp_outcome_status_name(o->status));
     record_outcome(it);
+    /* The outcome's write is on its way (the result waits for it): sealing the calls' audit
+     * records meanwhile keeps that work off the event's path. The item holds o. */
+    if (!audited)
+        publish_calls_audit(it, o);
 }
 
 static void start_apply(item_t *it)
