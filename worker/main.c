@@ -116,6 +116,8 @@ static void mirror_stats(const jp_pipeline_stats_t *s, int ready)
     jp_metrics_set(w->ratelimit_granted, NULL, (double)s->tokens_granted);
     jp_metrics_set(w->ratelimit_waiting, NULL, (double)s->tokens_waiting);
     jp_metrics_set(w->ratelimit_cooldowns_set, NULL, (double)s->cooldowns);
+    jp_metrics_set(w->ratelimit_leased, NULL, (double)s->tokens_leased);
+    jp_metrics_set(w->ratelimit_lease_lapsed, NULL, (double)s->lease_lapsed);
     jp_metrics_set(w->events_deferred, NULL, (double)s->deferred);
     jp_metrics_set(w->recon_runs, NULL, (double)s->recon.running);
     jp_metrics_set(w->recon_started, NULL, (double)s->recon.started);

@@ -88,7 +88,8 @@ struct jp_pipeline {
     struct {
         _Atomic uint64_t consumed, completed[3], deadlettered, replayed, retries, deferred,
             publish_errors, redis_errors, held, parked, in_flight;
-        _Atomic uint64_t tokens_granted, tokens_waiting, cooldowns, limiter_errors;
+        _Atomic uint64_t tokens_granted, tokens_waiting, cooldowns, limiter_errors, tokens_leased,
+            lease_lapsed;
         _Atomic int paused, assigned, redis_up, stopping;
     } st;
 };
@@ -645,6 +646,8 @@ static void tick_cb(uv_timer_t *t)
     atomic_store(&p->st.tokens_granted, granted);
     atomic_store(&p->st.tokens_waiting, ls.waiting);
     atomic_store(&p->st.cooldowns, ls.cooldowns);
+    atomic_store(&p->st.tokens_leased, ls.leased);
+    atomic_store(&p->st.lease_lapsed, ls.lease_lapsed);
     atomic_store(&p->st.limiter_errors, ls.errors);
 }
 
@@ -934,6 +937,8 @@ void jp_pipeline_stats(const jp_pipeline_t *p, jp_pipeline_stats_t *out)
     out->tokens_waiting = atomic_load(&m->st.tokens_waiting);
     out->cooldowns = atomic_load(&m->st.cooldowns);
     out->limiter_errors = atomic_load(&m->st.limiter_errors);
+    out->tokens_leased = atomic_load(&m->st.tokens_leased);
+    out->lease_lapsed = atomic_load(&m->st.lease_lapsed);
     jp_recon_stats_t rs;
     jp_recon_stats(m->recon, &rs);
     out->recon.running = rs.running;

@@ -150,6 +150,8 @@ typedef struct jp_metrics_worker {
     jp_metrics_family_t *ratelimit_granted;       /* counter: calls let through (mirrored) */
     jp_metrics_family_t *ratelimit_waiting;       /* gauge: calls waiting for a token */
     jp_metrics_family_t *ratelimit_cooldowns_set; /* counter: cool-downs this worker set */
+    jp_metrics_family_t *ratelimit_leased;        /* counter: grants from a lease */
+    jp_metrics_family_t *ratelimit_lease_lapsed;  /* counter: leased tokens unused */
     jp_metrics_family_t *events_deferred;         /* counter: starts put off by the budget */
     /* reconciliation (mirrored from jp_recon_stats) */
     jp_metrics_family_t *recon_runs;      /* gauge: runs under way */

@@ -65,6 +65,8 @@ typedef struct jp_pipeline_stats {
     uint64_t tokens_waiting; /* calls waiting for a token now */
     uint64_t cooldowns;      /* cool-downs this worker set after 429/503 */
     uint64_t limiter_errors;
+    uint64_t tokens_leased; /* calls granted from a lease, without a round trip */
+    uint64_t lease_lapsed;  /* leased tokens that lapsed unused */
 } jp_pipeline_stats_t;
 
 /* Creates every client and subscribes; events start flowing once the loop

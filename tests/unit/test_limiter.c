@@ -600,6 +600,15 @@ static int until_round_trip(int i, int w, const jp_limiter_call_t *c)
     return i;
 }
 
+/* A fast GET bucket (far from empty) and a queue that has been busy and
+ * just took a lease; returns the next waiter index. */
+static int open_with_lease(jp_limiter_call_t *c)
+{
+    env_open("  get_per_s: 100000\n");
+    *c = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
+    return until_round_trip(one_by_one(0, 20, 0, c), 0, c);
+}
+
 /* With a bucket far from empty, a busy queue takes tokens ahead: most calls
  * of a steady stream are granted without a round trip, every one counted. */
 START_TEST(lease_serves_without_round_trip)
@@ -619,10 +628,8 @@ END_TEST
  * (a lease would have sent it into the storm). */
 START_TEST(lease_dropped_on_429)
 {
-    env_open("  get_per_s: 100000\n");
-    jp_limiter_call_t c = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
-    int i = one_by_one(0, 20, 0, &c);
-    i = until_round_trip(i, 0, &c);
+    jp_limiter_call_t c;
+    int i = open_with_lease(&c);
     uint64_t leased = stats_of(0).leased;
     i = one_by_one(i, 1, 0, &c); /* the control: the lease serves it */
     ck_assert_uint_eq(stats_of(0).leased, leased + 1);
@@ -643,10 +650,8 @@ END_TEST
  * next call asks again and the unused tokens are counted as lapsed. */
 START_TEST(lease_lapses)
 {
-    env_open("  get_per_s: 100000\n");
-    jp_limiter_call_t c = call(0, JP_HTTP_GET, "scim.users", JP_LANE_NORMAL);
-    int i = one_by_one(0, 20, 0, &c);
-    i = until_round_trip(i, 0, &c);
+    jp_limiter_call_t c;
+    int i = open_with_lease(&c);
     jp_limiter_stats_t st = stats_of(0);
     ck_assert_uint_eq(st.lease_lapsed, 0);
     testloop_run_for(&E.loop, JP_LIMITER_LEASE_MS + 30); /* the lease's lifetime is the point */
