@@ -36,7 +36,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from jpstack import read_env, control, free_port  # noqa: E402
+from jpstack import read_env, control  # noqa: E402
 
 SRC = os.environ["JP_SOURCE_DIR"]
 BUILD = os.environ["JP_BUILD_DIR"]
@@ -319,7 +319,9 @@ class Workers:
         with self.lock:
             self.next += 1
             name = "w%d" % self.next
-            cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % free_port(), self.base)
+            # Port 0: a port probed free could be taken by a neighbouring test before the
+            # worker binds it (a worker started after a fault failed to start that way).
+            cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:0"', self.base)
             cfg = re.sub(r'(?m)^(\s*instance_id:).*$', r'\1 "%s-%s"' % (self.run, name), cfg)
             path = os.path.join(self.stack.tmp, name + ".yaml")
             with open(path, "w") as f:
