@@ -55,8 +55,10 @@ class Worker:
     def __init__(self, tmp, base, name, extra):
         cfg = re.sub(r'(?m)^(\s*group:).*$', r'\1 "%s"' % name, base)
         cfg = re.sub(r'(?m)^(\s*events:).*$', r'\1 "%s.events"' % name, cfg)
-        self.port = w_free_port()
-        cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:%d"' % self.port, cfg)
+        # Port 0: the worker binds a free port itself and logs it (a port probed free here
+        # could be taken by a neighbouring test before the worker binds it).
+        self._port = None
+        cfg = re.sub(r'(?m)^(\s*listen:).*$', r'\1 "127.0.0.1:0"', cfg)
         cfg = re.sub(r'(?m)^(\s*bootstrap\.servers:.*)$', r'\1\n  session.timeout.ms: 6000', cfg)
         cfg = re.sub(r'(?m)^(\s*instance_id:).*$', r'\1 "%s"' % name, cfg)
         cfg += extra
@@ -67,6 +69,20 @@ class Worker:
             f.write(cfg)
         os.chmod(self.path, 0o600)
         self.proc = subprocess.Popen([w.WORKER, "--config", self.path], stderr=open(self.log, "w"))
+
+    @property
+    def port(self):
+        """The metrics port, from the worker's start-up line."""
+        def logged():
+            with open(self.log) as f:
+                m = re.search(r"http on port (\d+)", f.read())
+            return int(m.group(1)) if m else None
+        if self._port is None:
+            self._port = w.wait_for("%s's start-up line" % self.path, logged, 30)
+            if self._port is None:
+                raise RuntimeError("worker %s did not log its port (see %s)" % (self.path,
+                                                                                  self.log))
+        return self._port
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
@@ -82,13 +98,6 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         return self.proc.wait()
-
-
-def w_free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def produce(env, topic, events):
