@@ -49,7 +49,8 @@ typedef struct item {
     int ever_parked;             /* its overhead would include waiting: not measured */
     uint64_t consumed_ns;        /* uv_hrtime when the consumer handed it over */
     int lookups;                 /* Redis answers still to come (and one for the sender) */
-    char *lookup_error;          /* the first lookup that failed */
+    int lookup_failed;           /* a lookup failed: the event must not be applied */
+    char *lookup_error;          /* why (NULL if even that copy failed) */
     jp_outcome_t *found_outcome; /* answers kept until both are in */
     jp_store_attempts_t *found_attempts;
 } item_t;
@@ -542,12 +543,14 @@ static void lookups_done(item_t *it)
     jp_store_attempts_t *a = it->found_attempts;
     it->found_outcome = NULL;
     it->found_attempts = NULL;
-    if (it->lookup_error) {
+    if (it->lookup_failed) {
         atomic_fetch_add(&it->p->st.redis_errors, 1);
         jp_log_ctx_t ctx = item_ctx(it);
-        jp_log(JP_LOG_WARN, COMPONENT, &ctx, "reading the event's state: %s", it->lookup_error);
+        jp_log(JP_LOG_WARN, COMPONENT, &ctx, "reading the event's state: %s",
+               it->lookup_error ? it->lookup_error : "Redis error");
         free(it->lookup_error);
         it->lookup_error = NULL;
+        it->lookup_failed = 0;
         jp_outcome_destroy(recorded);
         jp_store_attempts_free(a);
         update_pause(it->p);
@@ -567,11 +570,13 @@ static void lookups_done(item_t *it)
     jp_store_attempts_free(a);
 }
 
-/* The first failure is the one logged. */
+/* The first failure is the one logged; the flag, not the copy, decides (a
+ * failed strdup must not turn a failed lookup into "nothing recorded"). */
 static void lookup_failed(item_t *it, const char *errstr)
 {
-    if (!it->lookup_error)
-        it->lookup_error = strdup(errstr ? errstr : "Redis error");
+    if (!it->lookup_failed && errstr)
+        it->lookup_error = strdup(errstr);
+    it->lookup_failed = 1;
 }
 
 static void lookup_answered(item_t *it)
